@@ -1,0 +1,140 @@
+//! Building and running the server.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::auth::password::Passwords;
+use crate::auth::tokens::TokenKeys;
+use crate::config::{Config, ConfigError};
+use crate::db::Db;
+use crate::state::AppState;
+use crate::{graphql, http};
+
+/// Why the server could not start; one line for the operator.
+#[derive(Debug)]
+pub enum StartupError {
+    Config(ConfigError),
+    Database(sqlx::Error),
+    Migrate(sqlx::migrate::MigrateError),
+    Bind(SocketAddr, std::io::Error),
+    Internal(String),
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(e) => write!(f, "{e}"),
+            Self::Database(e) => write!(f, "cannot open the database (MEDILINK_DATABASE_URL): {e}"),
+            Self::Migrate(e) => write!(f, "cannot migrate the database: {e}"),
+            Self::Bind(addr, e) => write!(f, "cannot listen on {addr} (MEDILINK_BIND): {e}"),
+            Self::Internal(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+impl From<ConfigError> for StartupError {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(error)
+    }
+}
+
+/// Opens the database named in `config` and brings its schema up to date.
+pub async fn open_database(config: &Config) -> Result<Db, StartupError> {
+    let db = Db::connect(&config.database_url, config.database_max_connections)
+        .await
+        .map_err(StartupError::Database)?;
+    db.migrate().await.map_err(StartupError::Migrate)?;
+    Ok(db)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens and migrates the database and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let secret = config.require_jwt_secret()?.expose().as_bytes().to_vec();
+        let db = open_database(&config).await?;
+        let passwords = Passwords::new()
+            .await
+            .map_err(|e| StartupError::Internal(e.message().to_owned()))?;
+        let tokens = TokenKeys::new(&secret, Duration::from_secs(config.access_token_ttl_secs));
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| StartupError::Bind(config.bind, e))?;
+        let state = AppState {
+            db,
+            passwords,
+            tokens,
+            config: Arc::new(config),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.bind)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests and closes the pool.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let schema = graphql::build(self.state.clone());
+        let router = http::router(self.state.clone(), schema);
+        tracing::info!(address = %self.local_addr(), database = self.state.db.backend(), "listening");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

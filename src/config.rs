@@ -1,0 +1,182 @@
+//! Settings: built-in defaults < `medilink.toml` < `MEDILINK_*` environment variables.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Variables with the `MEDILINK_` prefix that are read elsewhere, not settings of the server.
+const NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "ADMIN_PASSWORD"];
+
+const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://path` (created on first run) or `postgres://...`.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub bind: SocketAddr,
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_days: u64,
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    /// Largest multipart request body (file uploads).
+    pub max_upload_bytes: usize,
+    pub query_depth_limit: usize,
+    pub query_complexity_limit: usize,
+    /// A `tracing` filter such as `info` or `medilink=debug,info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://medilink.db".into(),
+            database_max_connections: 16,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jwt_secret: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_days: 30,
+            max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 6 * 1024 * 1024,
+            query_depth_limit: 16,
+            query_complexity_limit: 2_000,
+            log: "info".into(),
+        }
+    }
+}
+
+/// A start-up failure worth exactly one line to the operator.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads `medilink.toml` from the working directory (if present) and the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(Path::new("medilink.toml"))
+    }
+
+    pub fn load_from(file: &Path) -> Result<Self, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("MEDILINK_").ignore(NOT_SETTINGS))
+            .extract()
+            .map_err(describe_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |setting: &str, why: &str| Err(ConfigError(format!("invalid {setting}: {why}")));
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return bad(
+                "MEDILINK_DATABASE_URL",
+                "expected sqlite://<file> or postgres://<host>/<database>",
+            );
+        }
+        if self.database_max_connections == 0 {
+            return bad("MEDILINK_DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.0.len() < MIN_SECRET_BYTES
+        {
+            return bad(
+                "MEDILINK_JWT_SECRET",
+                &format!("must be at least {MIN_SECRET_BYTES} bytes long"),
+            );
+        }
+        if self.access_token_ttl_secs == 0 {
+            return bad("MEDILINK_ACCESS_TOKEN_TTL_SECS", "must be at least 1");
+        }
+        if self.refresh_token_ttl_days == 0 {
+            return bad("MEDILINK_REFRESH_TOKEN_TTL_DAYS", "must be at least 1");
+        }
+        if self.max_body_bytes < 1024 || self.max_upload_bytes < 1024 {
+            return bad(
+                "MEDILINK_MAX_BODY_BYTES / MEDILINK_MAX_UPLOAD_BYTES",
+                "must be at least 1024",
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return bad(
+                "MEDILINK_LOG",
+                "expected a log filter such as `info` or `medilink=debug`",
+            );
+        }
+        if self.query_depth_limit < 4 {
+            return bad("MEDILINK_QUERY_DEPTH_LIMIT", "must be at least 4");
+        }
+        if self.query_complexity_limit < 10 {
+            return bad("MEDILINK_QUERY_COMPLEXITY_LIMIT", "must be at least 10");
+        }
+        Ok(())
+    }
+
+    /// The JWT secret, or a clear error naming the setting when it is missing.
+    pub fn require_jwt_secret(&self) -> Result<&Secret, ConfigError> {
+        self.jwt_secret.as_ref().ok_or_else(|| {
+            ConfigError(
+                "MEDILINK_JWT_SECRET is required (at least 32 bytes); for local development run \
+                 `medilink serve --dev` instead"
+                    .into(),
+            )
+        })
+    }
+}
+
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let error = error.into_iter().next().map_or_else(
+        || "invalid configuration".to_string(),
+        |e| {
+            let setting = if e.path.is_empty() {
+                "configuration".to_string()
+            } else {
+                format!("MEDILINK_{}", e.path.join("_").to_uppercase())
+            };
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("invalid {setting}{origin}: {}", e.kind)
+        },
+    );
+    ConfigError(error)
+}
+
+/// A secret string that never shows in logs or debug output.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}

@@ -1,0 +1,127 @@
+//! The one error type of the service and its GraphQL shape.
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql converts any `Display`
+//! type into an error whose message is that text, so a resolver could leak SQL or internals with a
+//! stray `?`. Without `Display`, a resolver can only fail with an `AppError`, and the conversion
+//! below is the single place that decides what a client sees.
+
+use std::sync::Arc;
+
+use async_graphql::ErrorExtensions;
+
+/// The closed set of `extensions.code` values clients can rely on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    RateLimited,
+    PaymentRequired,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::PaymentRequired => "PAYMENT_REQUIRED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppError {
+    code: ErrorCode,
+    message: String,
+    field: Option<&'static str>,
+    /// Kept for the log only; never shown to a client.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+            source: None,
+        }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadUserInput, message).with_field(field)
+    }
+
+    pub fn conflict(field: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message).with_field(field)
+    }
+
+    /// An unexpected failure: logged here with its cause, shown to the client only as INTERNAL.
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        tracing::error!(error = %source, "internal error");
+        Self {
+            source: Some(Arc::new(source)),
+            ..Self::new(ErrorCode::Internal, "internal server error")
+        }
+    }
+
+    pub fn with_field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn field(&self) -> Option<&'static str> {
+        self.field
+    }
+
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync)> {
+        self.source.as_deref()
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(error: AppError) -> Self {
+        async_graphql::Error::new(error.message).extend_with(|_, ext| {
+            ext.set("code", error.code.as_str());
+            if let Some(field) = error.field {
+                ext.set("field", field);
+            }
+        })
+    }
+}

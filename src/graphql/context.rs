@@ -1,0 +1,70 @@
+//! Who is asking: the bearer token of a request, checked against the database at most once per
+//! request and only when a resolver needs it (public operations never pay for it).
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use tokio::sync::Mutex;
+
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::users;
+
+pub struct Session {
+    bearer: Option<String>,
+    /// The checked viewer; the lock also makes concurrent resolvers share one check.
+    viewer: Mutex<Option<AppResult<AuthUser>>>,
+}
+
+impl Session {
+    pub fn new(bearer: Option<String>) -> Self {
+        Self {
+            bearer,
+            viewer: Mutex::new(None),
+        }
+    }
+}
+
+pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+/// The signed-in user, or UNAUTHENTICATED / FORBIDDEN saying why not.
+pub async fn viewer(ctx: &Context<'_>) -> AppResult<AuthUser> {
+    let Some(session) = ctx.data_opt::<Arc<Session>>() else {
+        return Err(not_signed_in());
+    };
+    let mut slot = session.viewer.lock().await;
+    if let Some(known) = slot.as_ref() {
+        return known.clone();
+    }
+    let checked = match session.bearer.as_deref() {
+        None => Err(not_signed_in()),
+        Some(token) => {
+            let state = state(ctx);
+            match state.tokens.decode_access(token) {
+                Ok(claims) => users::service::authenticate(state, &claims).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    *slot = Some(checked.clone());
+    checked
+}
+
+/// The signed-in user if there is a valid one; for deciding what to show, never for refusing.
+pub async fn optional_viewer(ctx: &Context<'_>) -> Option<AuthUser> {
+    viewer(ctx).await.ok()
+}
+
+/// Makes `user` the viewer for the rest of this request, after it signed in with it.
+pub async fn signed_in(ctx: &Context<'_>, user: AuthUser) {
+    if let Some(session) = ctx.data_opt::<Arc<Session>>() {
+        *session.viewer.lock().await = Some(Ok(user));
+    }
+}
+
+fn not_signed_in() -> AppError {
+    AppError::unauthenticated("sign in first: send `Authorization: Bearer <access token>`")
+}

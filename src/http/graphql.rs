@@ -1,0 +1,102 @@
+//! `POST /graphql` (JSON or multipart) and GraphiQL on `GET /graphql`.
+
+use std::sync::Arc;
+
+use async_graphql::http::{GraphiQLSource, MultipartOptions, receive_batch_body};
+use async_graphql::{BatchResponse, ServerError};
+use async_graphql_axum::GraphQLResponse;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use futures_util::io::Cursor;
+use serde_json::json;
+
+use super::HttpState;
+use crate::error::ErrorCode;
+use crate::graphql::context::Session;
+
+pub async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("MediLink GraphiQL")
+            .finish(),
+    )
+}
+
+pub async fn execute(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let multipart = content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    let config = &state.app.config;
+    let limit = if multipart {
+        config.max_upload_bytes
+    } else {
+        config.max_body_bytes
+    };
+    let bytes = match to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return transport_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request body is larger than {limit} bytes"),
+            );
+        }
+    };
+    let options = MultipartOptions::default()
+        .max_file_size(limit)
+        .max_num_files(4);
+    let batch = match receive_batch_body(content_type, Cursor::new(bytes), options).await {
+        Ok(batch) => batch,
+        Err(error) => {
+            return transport_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request is not a valid GraphQL request: {error}"),
+            );
+        }
+    };
+    let session = Arc::new(Session::new(bearer_token(&headers)));
+    let mut response = state.schema.execute_batch(batch.data(session)).await;
+    match &mut response {
+        BatchResponse::Single(single) => single.errors.iter_mut().for_each(ensure_code),
+        BatchResponse::Batch(all) => all
+            .iter_mut()
+            .flat_map(|r| r.errors.iter_mut())
+            .for_each(ensure_code),
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Parse and validation errors (unknown fields, wrong types, depth and complexity limits) come
+/// from async-graphql without a code; they are all the client's to fix.
+fn ensure_code(error: &mut ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", ErrorCode::BadUserInput.as_str());
+    }
+}
+
+fn transport_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "errors": [{ "message": message, "extensions": { "code": ErrorCode::BadUserInput.as_str() } }]
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The token of `Authorization: Bearer <token>`. Any other `Authorization` value is passed on
+/// as it is, so that it fails as an invalid token instead of passing for "not signed in".
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let value = String::from_utf8_lossy(value.as_bytes());
+    let value = value.trim();
+    Some(match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim().to_owned(),
+        _ => value.to_owned(),
+    })
+}

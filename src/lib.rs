@@ -1,0 +1,14 @@
+//! MediLink: a telemedicine backend with one GraphQL API for patients, doctors and admins.
+
+mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod pagination;
+pub mod state;
+pub mod users;
+
+pub use app::{Application, StartupError, open_database};

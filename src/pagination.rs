@@ -1,0 +1,81 @@
+//! Keyset pagination shared by every list: page size rules and opaque cursors.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{AppError, AppResult};
+
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// A validated `first`/`after` pair. `after` is the decoded cursor, which only the domain that
+/// issued it knows how to read.
+#[derive(Clone, Debug)]
+pub struct PageArgs {
+    pub first: usize,
+    pub after: Option<String>,
+}
+
+impl PageArgs {
+    pub fn new(first: Option<i32>, after: Option<String>) -> AppResult<Self> {
+        let first = match first {
+            None => DEFAULT_PAGE_SIZE,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| *n <= MAX_PAGE_SIZE)
+                .ok_or_else(|| {
+                    AppError::bad_input(
+                        "first",
+                        format!("first must be between 0 and {MAX_PAGE_SIZE}"),
+                    )
+                })?,
+        };
+        let after = after.map(|cursor| decode_cursor(&cursor)).transpose()?;
+        Ok(Self { first, after })
+    }
+
+    /// How many rows to fetch: one more than the page, to learn whether another page follows.
+    pub fn fetch_limit(&self) -> usize {
+        self.first + 1
+    }
+}
+
+/// One page of items with their cursors.
+pub struct Page<T> {
+    pub edges: Vec<(String, T)>,
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from rows fetched with [`PageArgs::fetch_limit`].
+    pub fn from_rows(mut rows: Vec<T>, args: &PageArgs, cursor_of: impl Fn(&T) -> String) -> Self {
+        let has_next_page = rows.len() > args.first;
+        rows.truncate(args.first);
+        Self {
+            edges: rows
+                .into_iter()
+                .map(|row| (encode_cursor(&cursor_of(&row)), row))
+                .collect(),
+            has_previous_page: args.after.is_some(),
+            has_next_page,
+        }
+    }
+}
+
+pub fn encode_cursor(inner: &str) -> String {
+    URL_SAFE_NO_PAD.encode(inner)
+}
+
+fn decode_cursor(cursor: &str) -> AppResult<String> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(malformed_cursor)
+}
+
+/// The error for a cursor that decodes but does not parse as its domain expects.
+pub fn malformed_cursor() -> AppError {
+    AppError::bad_input("after", "the cursor is malformed; use one from pageInfo")
+}

@@ -1,0 +1,15 @@
+use std::sync::Arc;
+
+use crate::auth::password::Passwords;
+use crate::auth::tokens::TokenKeys;
+use crate::config::Config;
+use crate::db::Db;
+
+/// What every request handler and service can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub passwords: Passwords,
+    pub tokens: TokenKeys,
+    pub config: Arc<Config>,
+}

@@ -1,0 +1,137 @@
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::model::{AuthPayload, LoginInput, RegisterInput, User, UserFilter};
+use super::service;
+use crate::auth::{AuthUser, Role};
+use crate::error::{AppError, AppResult};
+use crate::graphql::connection::{Connection, connection};
+use crate::graphql::context::{optional_viewer, signed_in, state, viewer};
+use crate::pagination::PageArgs;
+
+#[derive(Default)]
+pub struct UsersQuery;
+
+#[Object]
+impl UsersQuery {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
+        service::me(state(ctx), viewer(ctx).await?).await
+    }
+
+    /// All accounts, oldest first (admins only).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UserFilter>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<User>> {
+        let viewer = viewer(ctx).await?;
+        let args = PageArgs::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let state = state(ctx);
+        let page = service::list(state, viewer, &filter, &args).await?;
+        let (state, filter) = (state.clone(), Arc::new(filter));
+        Ok(connection(
+            page,
+            Arc::new(move || {
+                let (state, filter) = (state.clone(), filter.clone());
+                Box::pin(async move { service::count(&state, &filter).await })
+            }),
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct UsersMutation;
+
+#[Object]
+impl UsersMutation {
+    /// Creates a PATIENT or DOCTOR account and signs it in.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> AppResult<AuthPayload> {
+        sign_in(ctx, service::register(state(ctx), input).await?).await
+    }
+
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<AuthPayload> {
+        sign_in(ctx, service::login(state(ctx), input).await?).await
+    }
+
+    /// Trades a refresh token for a new pair. Each refresh token works once; presenting a used
+    /// one signs the account out everywhere.
+    async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> AppResult<AuthPayload> {
+        sign_in(ctx, service::refresh(state(ctx), &token).await?).await
+    }
+
+    /// Signs the viewer out everywhere: all their access and refresh tokens stop working.
+    async fn logout(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        service::logout(state(ctx), viewer(ctx).await?).await
+    }
+
+    /// Blocks an account (admins only); its tokens stop working on the next request.
+    async fn block_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+        service::set_blocked(state(ctx), viewer(ctx).await?, parse_id(&id)?, true).await
+    }
+
+    async fn unblock_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+        service::set_blocked(state(ctx), viewer(ctx).await?, parse_id(&id)?, false).await
+    }
+}
+
+/// The payload's user is the viewer for the rest of the request, so it sees its own email.
+async fn sign_in(ctx: &Context<'_>, payload: AuthPayload) -> AppResult<AuthPayload> {
+    let user = AuthUser {
+        id: payload.user.id,
+        role: payload.user.role,
+    };
+    signed_in(ctx, user).await;
+    Ok(payload)
+}
+
+fn parse_id(id: &ID) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::bad_input("id", "not a valid id"))
+}
+
+/// Whether `viewer` may see the private fields of `user`.
+fn sees_private(viewer: Option<AuthUser>, user: &User) -> bool {
+    viewer.is_some_and(|v| v.id == user.id || v.is_admin())
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Null unless you are this user or an admin.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        sees_private(optional_viewer(ctx).await, self).then_some(self.email.as_str())
+    }
+
+    /// Null unless you are this user or an admin (or there is none).
+    async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
+        sees_private(optional_viewer(ctx).await, self)
+            .then_some(self.phone.as_deref())
+            .flatten()
+    }
+
+    /// Null unless you are this user or an admin.
+    async fn blocked(&self, ctx: &Context<'_>) -> Option<bool> {
+        sees_private(optional_viewer(ctx).await, self).then_some(self.blocked)
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+}

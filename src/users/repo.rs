@@ -1,0 +1,226 @@
+//! SQL for users and refresh tokens.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+use uuid::Uuid;
+
+use super::model::{NewRefreshToken, NewUser, Rotation, User, UserFilter};
+use super::validate::like_pattern;
+use crate::db::Db;
+use crate::{transaction, with_db};
+
+const USER_COLUMNS: &str =
+    "id, email, name, phone, role, blocked, token_version, created_at, updated_at";
+
+pub async fn insert(db: &Db, user: &NewUser) -> sqlx::Result<User> {
+    const SQL: &str = "INSERT INTO users \
+        (id, email, password_hash, name, phone, role, blocked, token_version, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, FALSE, 0, $7, $7) \
+        RETURNING id, email, name, phone, role, blocked, token_version, created_at, updated_at";
+    with_db!(db, pool => sqlx::query_as::<_, User>(SQL)
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.name)
+        .bind(&user.phone)
+        .bind(user.role.as_str())
+        .bind(user.now)
+        .fetch_one(pool)
+        .await)
+}
+
+pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<User>> {
+    const SQL: &str = "SELECT id, email, name, phone, role, blocked, token_version, created_at, \
+        updated_at FROM users WHERE id = $1";
+    with_db!(db, pool => sqlx::query_as::<_, User>(SQL).bind(id).fetch_optional(pool).await)
+}
+
+#[derive(sqlx::FromRow)]
+struct UserWithHash {
+    #[sqlx(flatten)]
+    user: User,
+    password_hash: String,
+}
+
+/// The user with this (normalised) email and their password hash.
+pub async fn find_with_password(db: &Db, email: &str) -> sqlx::Result<Option<(User, String)>> {
+    const SQL: &str = "SELECT id, email, name, phone, role, blocked, token_version, created_at, \
+        updated_at, password_hash FROM users WHERE lower(email) = $1";
+    let row = with_db!(db, pool => sqlx::query_as::<_, UserWithHash>(SQL)
+        .bind(email)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(|r| (r.user, r.password_hash)))
+}
+
+/// Sets the blocked flag. Blocking also invalidates every token the user holds.
+pub async fn set_blocked(
+    db: &Db,
+    id: Uuid,
+    blocked: bool,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<User>> {
+    const BLOCK: &str = "UPDATE users SET blocked = $2, updated_at = $3, \
+        token_version = token_version + CASE WHEN $2 THEN 1 ELSE 0 END \
+        WHERE id = $1 \
+        RETURNING id, email, name, phone, role, blocked, token_version, created_at, updated_at";
+    let user = transaction!(db, tx => {
+        let user = sqlx::query_as::<_, User>(BLOCK)
+            .bind(id)
+            .bind(blocked)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if user.is_some() && blocked {
+            sqlx::query(REVOKE_ALL)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        user
+    });
+    Ok(user)
+}
+
+const REVOKE_ALL: &str =
+    "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+
+/// Makes every access and refresh token of the user stop working.
+pub async fn revoke_sessions(db: &Db, user_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
+    const BUMP: &str =
+        "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
+    transaction!(db, tx => {
+        sqlx::query(BUMP).bind(user_id).bind(now).execute(&mut *tx).await?;
+        sqlx::query(REVOKE_ALL).bind(user_id).bind(now).execute(&mut *tx).await?;
+    });
+    Ok(())
+}
+
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
+    (id, user_id, family_id, token_hash, created_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub async fn insert_refresh_token(db: &Db, token: &NewRefreshToken) -> sqlx::Result<()> {
+    with_db!(db, pool => sqlx::query(INSERT_REFRESH)
+        .bind(Uuid::now_v7())
+        .bind(token.user_id)
+        .bind(token.family_id)
+        .bind(&token.hash)
+        .bind(token.now)
+        .bind(token.expires_at)
+        .execute(pool)
+        .await
+        .map(drop))
+}
+
+#[derive(sqlx::FromRow)]
+struct Consumed {
+    user_id: Uuid,
+    family_id: Uuid,
+}
+
+/// Uses up the refresh token with hash `presented` and stores `next` in its family, atomically.
+/// A token that was already used is a replay: every token of its user is revoked.
+pub async fn rotate_refresh_token(
+    db: &Db,
+    presented: &str,
+    next_hash: &str,
+    now: DateTime<Utc>,
+    next_expires_at: DateTime<Utc>,
+) -> sqlx::Result<Rotation> {
+    const CONSUME: &str = "UPDATE refresh_tokens SET used_at = $2 \
+        WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+        RETURNING user_id, family_id";
+    const USED_BY: &str =
+        "SELECT user_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL";
+    let rotation = transaction!(db, tx => {
+        let consumed = sqlx::query_as::<_, Consumed>(CONSUME)
+            .bind(presented)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match consumed {
+            Some(Consumed { user_id, family_id }) => {
+                sqlx::query(INSERT_REFRESH)
+                    .bind(Uuid::now_v7())
+                    .bind(user_id)
+                    .bind(family_id)
+                    .bind(next_hash)
+                    .bind(now)
+                    .bind(next_expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                Rotation::Rotated { user_id }
+            }
+            None => {
+                let replayed_by: Option<Uuid> = sqlx::query_scalar(USED_BY)
+                    .bind(presented)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match replayed_by {
+                    Some(user_id) => {
+                        sqlx::query(REVOKE_ALL)
+                            .bind(user_id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        Rotation::Reused
+                    }
+                    None => Rotation::Invalid,
+                }
+            }
+        }
+    });
+    Ok(rotation)
+}
+
+/// One page of users in id (creation) order, after the user `after`.
+pub async fn list(
+    db: &Db,
+    filter: &UserFilter,
+    after: Option<Uuid>,
+    limit: usize,
+) -> sqlx::Result<Vec<User>> {
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE TRUE"));
+        push_filter(&mut query, filter);
+        if let Some(after) = after {
+            query.push(" AND id > ").push_bind(after);
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        query.build_query_as::<User>().fetch_all(pool).await
+    })
+}
+
+pub async fn count(db: &Db, filter: &UserFilter) -> sqlx::Result<i64> {
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new("SELECT COUNT(*) FROM users WHERE TRUE");
+        push_filter(&mut query, filter);
+        query.build_query_scalar::<i64>().fetch_one(pool).await
+    })
+}
+
+fn push_filter<DB: Database>(query: &mut QueryBuilder<DB>, filter: &UserFilter)
+where
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> bool: Encode<'t, DB> + Type<DB>,
+{
+    if let Some(role) = filter.role {
+        query
+            .push(" AND role = ")
+            .push_bind(role.as_str().to_owned());
+    }
+    if let Some(blocked) = filter.blocked {
+        query.push(" AND blocked = ").push_bind(blocked);
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+        let pattern = like_pattern(search);
+        query
+            .push(" AND (lower(name) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR lower(email) LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
+    }
+}

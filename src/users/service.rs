@@ -1,0 +1,245 @@
+//! Account rules: who may register, sign in, refresh, and see or block whom.
+
+use chrono::{Duration, Utc};
+use uuid::Uuid;
+
+use super::model::{
+    AuthPayload, LoginInput, NewRefreshToken, NewUser, RegisterInput, Rotation, User, UserFilter,
+};
+use super::{repo, validate};
+use crate::auth::password::Passwords;
+use crate::auth::tokens::{Claims, hash_refresh_token, new_refresh_token};
+use crate::auth::{AuthUser, Role};
+use crate::db::{self, Db, is_unique_violation};
+use crate::error::{AppError, AppResult};
+use crate::pagination::{Page, PageArgs, malformed_cursor};
+use crate::state::AppState;
+
+pub async fn register(state: &AppState, input: RegisterInput) -> AppResult<AuthPayload> {
+    if input.role == Role::Admin {
+        return Err(AppError::bad_input(
+            "role",
+            "admins cannot register themselves; an operator creates them with `medilink create-admin`",
+        ));
+    }
+    let user = create(
+        &state.db,
+        &state.passwords,
+        &input.email,
+        &input.password,
+        &input.name,
+        input.phone.as_deref(),
+        input.role,
+    )
+    .await?;
+    start_session(state, user).await
+}
+
+/// Creates an administrator; used by `medilink create-admin`, never reachable over the API.
+pub async fn create_admin(
+    db: &Db,
+    passwords: &Passwords,
+    email: &str,
+    password: &str,
+    name: &str,
+) -> AppResult<User> {
+    create(db, passwords, email, password, name, None, Role::Admin).await
+}
+
+async fn create(
+    db: &Db,
+    passwords: &Passwords,
+    email: &str,
+    password: &str,
+    name: &str,
+    phone: Option<&str>,
+    role: Role,
+) -> AppResult<User> {
+    let email = validate::email(email)?;
+    validate::password(password)?;
+    let name = validate::name(name)?;
+    let phone = phone
+        .filter(|p| !p.trim().is_empty())
+        .map(validate::phone)
+        .transpose()?;
+    let password_hash = passwords.hash(password).await?;
+    let new_user = NewUser {
+        id: Uuid::now_v7(),
+        email,
+        password_hash,
+        name,
+        phone,
+        role,
+        now: db::now(),
+    };
+    repo::insert(db, &new_user).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            AppError::conflict("email", "an account with this email already exists")
+        } else {
+            e.into()
+        }
+    })
+}
+
+pub async fn login(state: &AppState, input: LoginInput) -> AppResult<AuthPayload> {
+    let email = input.email.trim().to_lowercase();
+    let found = repo::find_with_password(&state.db, &email).await?;
+    // The hash is checked even for an unknown email, so both failures take the same time.
+    let matches = state
+        .passwords
+        .verify(
+            &input.password,
+            found.as_ref().map(|(_, hash)| hash.as_str()),
+        )
+        .await?;
+    let Some((user, _)) = found.filter(|_| matches) else {
+        return Err(AppError::unauthenticated(
+            "the email or password is incorrect",
+        ));
+    };
+    if user.blocked {
+        return Err(blocked());
+    }
+    start_session(state, user).await
+}
+
+pub async fn refresh(state: &AppState, token: &str) -> AppResult<AuthPayload> {
+    let next = new_refresh_token();
+    let now = db::now();
+    let rotation = repo::rotate_refresh_token(
+        &state.db,
+        &hash_refresh_token(token),
+        &next.hash,
+        now,
+        now + refresh_ttl(state),
+    )
+    .await?;
+    let user_id = match rotation {
+        Rotation::Rotated { user_id } => user_id,
+        Rotation::Reused => {
+            return Err(AppError::unauthenticated(
+                "this refresh token was already used, so every session of the account was \
+                 signed out; sign in again",
+            ));
+        }
+        Rotation::Invalid => {
+            return Err(AppError::unauthenticated(
+                "the refresh token is invalid or expired",
+            ));
+        }
+    };
+    let user = repo::find(&state.db, user_id)
+        .await?
+        .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))?;
+    if user.blocked {
+        return Err(blocked());
+    }
+    payload(state, user, next.plain)
+}
+
+/// Ends every session of the viewer: access and refresh tokens stop working at once.
+pub async fn logout(state: &AppState, viewer: AuthUser) -> AppResult<bool> {
+    repo::revoke_sessions(&state.db, viewer.id, db::now()).await?;
+    Ok(true)
+}
+
+/// Checks a decoded access token against the account as it is now.
+pub async fn authenticate(state: &AppState, claims: &Claims) -> AppResult<AuthUser> {
+    let user = repo::find(&state.db, claims.sub)
+        .await?
+        .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))?;
+    if user.blocked {
+        return Err(blocked());
+    }
+    if user.token_version != claims.tv {
+        return Err(AppError::unauthenticated(
+            "this session has ended; sign in again",
+        ));
+    }
+    Ok(AuthUser {
+        id: user.id,
+        role: user.role,
+    })
+}
+
+pub async fn me(state: &AppState, viewer: AuthUser) -> AppResult<User> {
+    repo::find(&state.db, viewer.id)
+        .await?
+        .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))
+}
+
+pub async fn list(
+    state: &AppState,
+    viewer: AuthUser,
+    filter: &UserFilter,
+    args: &PageArgs,
+) -> AppResult<Page<User>> {
+    viewer.require(Role::Admin)?;
+    let after = args
+        .after
+        .as_deref()
+        .map(|cursor| Uuid::parse_str(cursor).map_err(|_| malformed_cursor()))
+        .transpose()?;
+    let rows = repo::list(&state.db, filter, after, args.fetch_limit()).await?;
+    Ok(Page::from_rows(rows, args, |user| user.id.to_string()))
+}
+
+pub async fn count(state: &AppState, filter: &UserFilter) -> AppResult<i64> {
+    Ok(repo::count(&state.db, filter).await?)
+}
+
+pub async fn set_blocked(
+    state: &AppState,
+    viewer: AuthUser,
+    id: Uuid,
+    blocked: bool,
+) -> AppResult<User> {
+    viewer.require(Role::Admin)?;
+    if blocked && id == viewer.id {
+        return Err(AppError::bad_input(
+            "id",
+            "you cannot block your own account",
+        ));
+    }
+    repo::set_blocked(&state.db, id, blocked, db::now())
+        .await?
+        .ok_or_else(|| AppError::not_found("no user has this id").with_field("id"))
+}
+
+async fn start_session(state: &AppState, user: User) -> AppResult<AuthPayload> {
+    let refresh = new_refresh_token();
+    let now = db::now();
+    repo::insert_refresh_token(
+        &state.db,
+        &NewRefreshToken {
+            user_id: user.id,
+            family_id: Uuid::now_v7(),
+            hash: refresh.hash,
+            now,
+            expires_at: now + refresh_ttl(state),
+        },
+    )
+    .await?;
+    payload(state, user, refresh.plain)
+}
+
+fn payload(state: &AppState, user: User, refresh_token: String) -> AppResult<AuthPayload> {
+    let access_token = state
+        .tokens
+        .issue_access(user.id, user.role, user.token_version)?;
+    let ttl = Duration::from_std(state.tokens.access_ttl()).unwrap_or(Duration::MAX);
+    Ok(AuthPayload {
+        access_token,
+        access_token_expires_at: Utc::now() + ttl,
+        refresh_token,
+        user,
+    })
+}
+
+fn refresh_ttl(state: &AppState) -> Duration {
+    Duration::days(i64::try_from(state.config.refresh_token_ttl_days).unwrap_or(i64::MAX / 2))
+}
+
+fn blocked() -> AppError {
+    AppError::forbidden("this account is blocked; contact support")
+}
