@@ -1,0 +1,285 @@
+//! The binary: configuration errors, create-admin, migrate, print-schema, graceful shutdown.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_medilink");
+const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
+
+/// The binary with a clean `MEDILINK_*` environment, run in `dir`.
+fn medilink(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MEDILINK_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("MEDILINK_LOG", "warn");
+    command
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A failed start: non-zero exit, one `error:` line naming `setting`, no panic or backtrace.
+fn assert_clear_failure(output: &Output, setting: &str) {
+    let err = stderr(output);
+    assert!(!output.status.success(), "should fail: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(setting), "names {setting}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |vars: &[(&str, &str)]| {
+        medilink(dir.path())
+            .arg("serve")
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    };
+    assert_clear_failure(&serve(&[]), "MEDILINK_JWT_SECRET");
+    assert_clear_failure(
+        &serve(&[("MEDILINK_JWT_SECRET", "short")]),
+        "MEDILINK_JWT_SECRET",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_BIND", "not-an-address"),
+        ]),
+        "MEDILINK_BIND",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_ACCESS_TOKEN_TTL_SECS", "soon"),
+        ]),
+        "MEDILINK_ACCESS_TOKEN_TTL_SECS",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_DATABASE_URL", "mysql://x/y"),
+        ]),
+        "MEDILINK_DATABASE_URL",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            (
+                "MEDILINK_DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            ),
+        ]),
+        "MEDILINK_DATABASE_URL",
+    );
+    assert_clear_failure(
+        &serve(&[("MEDILINK_JWT_SECRET", SECRET), ("MEDILINK_LOG", "=[")]),
+        "MEDILINK_LOG",
+    );
+}
+
+#[test]
+fn settings_come_from_the_file_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("medilink.toml"),
+        "database_url = \"sqlite://from-file.db\"\n",
+    )
+    .unwrap();
+
+    let output = medilink(dir.path()).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        dir.path().join("from-file.db").exists(),
+        "the file's database was created"
+    );
+
+    let output = medilink(dir.path())
+        .arg("migrate")
+        .env("MEDILINK_DATABASE_URL", "sqlite://from-env.db")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        dir.path().join("from-env.db").exists(),
+        "the environment overrides the file"
+    );
+
+    std::fs::write(dir.path().join("medilink.toml"), "bind = 8080\n").unwrap();
+    let output = medilink(dir.path()).arg("migrate").output().unwrap();
+    assert_clear_failure(&output, "MEDILINK_BIND");
+}
+
+#[test]
+fn the_default_database_is_a_sqlite_file_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = medilink(dir.path()).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(dir.path().join("medilink.db").exists());
+    let again = medilink(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        again.status.success(),
+        "migrating twice is fine: {}",
+        stderr(&again)
+    );
+}
+
+#[tokio::test]
+async fn create_admin_reads_the_password_from_stdin_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("admin.db").display());
+
+    let mut child = medilink(dir.path())
+        .args(["create-admin", "--email", "Root@Example.com"])
+        .env("MEDILINK_DATABASE_URL", &url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"stdin password 1\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("root@example.com"));
+
+    let output = medilink(dir.path())
+        .args([
+            "create-admin",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "Ops",
+        ])
+        .env("MEDILINK_DATABASE_URL", &url)
+        .env("MEDILINK_ADMIN_PASSWORD", "env password 2")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let duplicate = medilink(dir.path())
+        .args(["create-admin", "--email", "ROOT@example.com"])
+        .env("MEDILINK_DATABASE_URL", &url)
+        .env("MEDILINK_ADMIN_PASSWORD", "another password")
+        .output()
+        .unwrap();
+    assert_clear_failure(&duplicate, "email");
+
+    let short = medilink(dir.path())
+        .args(["create-admin", "--email", "x@example.com"])
+        .env("MEDILINK_DATABASE_URL", &url)
+        .env("MEDILINK_ADMIN_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert_clear_failure(&short, "password");
+
+    // The admins sign in over the API of a server on the same database.
+    let app = common::spawn_app_with(|config| config.database_url = url.clone()).await;
+    for (email, password) in [
+        ("root@example.com", "stdin password 1"),
+        ("ops@example.com", "env password 2"),
+    ] {
+        let body = app.login(email, password).await;
+        assert_eq!(body["data"]["login"]["user"]["role"], "ADMIN", "{body}");
+    }
+    let admin = account(&app.login("root@example.com", "stdin password 1").await["data"]["login"]);
+    let users = app
+        .ok("{ users { totalCount } }", json!({}), Some(&admin.access))
+        .await;
+    assert_eq!(users["users"]["totalCount"], 2);
+}
+
+#[test]
+fn print_schema_prints_the_committed_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = medilink(dir.path()).arg("print-schema").output().unwrap();
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout) == committed,
+        "schema.graphql is stale"
+    );
+}
+
+#[test]
+fn help_describes_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = medilink(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["serve", "migrate", "create-admin", "print-schema"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let output = medilink(dir.path())
+        .args(["create-admin", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains("MEDILINK_ADMIN_PASSWORD") && help.contains("--email"),
+        "{help}"
+    );
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = medilink(dir.path())
+        .args(["serve", "--dev"])
+        .env("MEDILINK_BIND", format!("127.0.0.1:{port}"))
+        .env("MEDILINK_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "exit status {:?}: {log}",
+        output.status
+    );
+    assert!(
+        log.contains("generated a JWT secret"),
+        "--dev says so: {log}"
+    );
+    assert!(log.contains("stopped"), "{log}");
+}

@@ -1,0 +1,196 @@
+//! Shared test harness: a real server on port 0 with a fresh database (a temporary SQLite file,
+//! or a new PostgreSQL database when MEDILINK_TEST_DATABASE_URL is set).
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+
+use medilink::Application;
+use medilink::auth::password::Passwords;
+use medilink::config::{Config, Secret};
+use medilink::db::Db;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: Db,
+    pub jwt_secret: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Account {
+    pub id: String,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jwt_secret = format!("test-secret-{}", Uuid::new_v4());
+    let mut config = Config {
+        database_url: fresh_database_url(&dir).await,
+        bind: "127.0.0.1:0".parse().expect("address"),
+        jwt_secret: Some(Secret::new(jwt_secret.clone())),
+        log: "warn".into(),
+        ..Config::default()
+    };
+    configure(&mut config);
+    let app = Application::build(config).await.expect("app builds");
+    let addr = app.local_addr();
+    let db = app.state().db.clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        db,
+        jwt_secret,
+        _dir: dir,
+    }
+}
+
+/// The test database: PostgreSQL when `MEDILINK_TEST_DATABASE_URL` names a server (a new
+/// database per call), otherwise a SQLite file in `dir`.
+async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
+    match std::env::var("MEDILINK_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let name = format!("medilink_test_{}", Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .expect("connect to MEDILINK_TEST_DATABASE_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            conn.close().await.ok();
+            let (server, query) = match base.split_once('?') {
+                Some((server, query)) => (server, format!("?{query}")),
+                None => (base.as_str(), String::new()),
+            };
+            let (server, _) = server.rsplit_once('/').expect("database URL has a path");
+            format!("{server}/{name}{query}")
+        }
+        _ => format!("sqlite://{}", dir.path().join("test.db").display()),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a GraphQL request and returns the JSON body, whatever the status.
+    pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        response.json().await.expect("JSON body")
+    }
+
+    /// Like `graphql`, but panics unless the request succeeded; returns `data`.
+    pub async fn ok(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        let body = self.graphql(query, variables, token).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn register(&self, role: &str, email: &str) -> Account {
+        let data = self
+            .ok(
+                REGISTER,
+                json!({ "input": { "email": email, "password": PASSWORD, "name": "Test User", "role": role } }),
+                None,
+            )
+            .await;
+        account(&data["register"])
+    }
+
+    pub async fn register_patient(&self) -> Account {
+        self.register("PATIENT", &unique_email("patient")).await
+    }
+
+    pub async fn register_doctor(&self) -> Account {
+        self.register("DOCTOR", &unique_email("doctor")).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        self.graphql(
+            LOGIN,
+            json!({ "input": { "email": email, "password": password } }),
+            None,
+        )
+        .await
+    }
+
+    /// An admin made the way operators make them (`create-admin` calls the same function), then
+    /// signed in over the API.
+    pub async fn admin(&self) -> Account {
+        let email = unique_email("admin");
+        let passwords = Passwords::new().await.expect("passwords");
+        medilink::users::service::create_admin(&self.db, &passwords, &email, PASSWORD, "Admin")
+            .await
+            .expect("admin created");
+        let body = self.login(&email, PASSWORD).await;
+        assert!(body.get("errors").is_none(), "admin login failed: {body}");
+        account(&body["data"]["login"])
+    }
+
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .expect("count rows")
+    }
+}
+
+pub const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { \
+    accessToken refreshToken user { id email role } } }";
+pub const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { \
+    accessToken refreshToken user { id email role } } }";
+
+pub fn account(payload: &Value) -> Account {
+    Account {
+        id: payload["user"]["id"].as_str().expect("user id").to_owned(),
+        email: payload["user"]["email"].as_str().expect("email").to_owned(),
+        access: payload["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_owned(),
+        refresh: payload["refreshToken"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned(),
+    }
+}
+
+pub fn unique_email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.com", Uuid::new_v4().simple())
+}
+
+/// `extensions.code` of the first error, if any.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+pub fn error_field(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["field"].as_str()
+}
+
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or_default()
+}

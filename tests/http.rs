@@ -1,0 +1,284 @@
+//! The HTTP surface: bad input of every kind, limits, probes, GraphiQL and the schema file.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn register_input(overrides: Value) -> Value {
+    let mut input = json!({ "email": "valid@example.com", "password": PASSWORD, "name": "Val", "role": "PATIENT" });
+    for (key, value) in overrides.as_object().unwrap() {
+        input[key] = value.clone();
+    }
+    json!({ "input": input })
+}
+
+#[tokio::test]
+async fn bad_inputs_get_a_code_and_write_nothing() {
+    let app = spawn_app().await;
+    let cases: Vec<(&str, Value, &str, Option<&str>)> = vec![
+        (
+            "empty email",
+            register_input(json!({ "email": "" })),
+            "BAD_USER_INPUT",
+            Some("email"),
+        ),
+        (
+            "bad email",
+            register_input(json!({ "email": "not-an-email" })),
+            "BAD_USER_INPUT",
+            Some("email"),
+        ),
+        (
+            "email without domain dot",
+            register_input(json!({ "email": "a@localhost" })),
+            "BAD_USER_INPUT",
+            Some("email"),
+        ),
+        (
+            "huge email",
+            register_input(json!({ "email": format!("{}@example.com", "a".repeat(300)) })),
+            "BAD_USER_INPUT",
+            Some("email"),
+        ),
+        (
+            "empty password",
+            register_input(json!({ "password": "" })),
+            "BAD_USER_INPUT",
+            Some("password"),
+        ),
+        (
+            "short password",
+            register_input(json!({ "password": "1234567" })),
+            "BAD_USER_INPUT",
+            Some("password"),
+        ),
+        (
+            "long password",
+            register_input(json!({ "password": "x".repeat(129) })),
+            "BAD_USER_INPUT",
+            Some("password"),
+        ),
+        (
+            "empty name",
+            register_input(json!({ "name": "   " })),
+            "BAD_USER_INPUT",
+            Some("name"),
+        ),
+        (
+            "long name",
+            register_input(json!({ "name": "n".repeat(101) })),
+            "BAD_USER_INPUT",
+            Some("name"),
+        ),
+        (
+            "bad phone",
+            register_input(json!({ "phone": "call me" })),
+            "BAD_USER_INPUT",
+            Some("phone"),
+        ),
+        (
+            "bad role",
+            register_input(json!({ "role": "KING" })),
+            "BAD_USER_INPUT",
+            None,
+        ),
+        (
+            "admin role",
+            register_input(json!({ "role": "ADMIN" })),
+            "BAD_USER_INPUT",
+            Some("role"),
+        ),
+        (
+            "wrong type",
+            register_input(json!({ "password": 12345678 })),
+            "BAD_USER_INPUT",
+            None,
+        ),
+        (
+            "missing field",
+            json!({ "input": { "email": "valid@example.com", "role": "PATIENT" } }),
+            "BAD_USER_INPUT",
+            None,
+        ),
+    ];
+    for (name, variables, code, field) in cases {
+        let body = app.graphql(REGISTER, variables, None).await;
+        assert_eq!(error_code(&body), Some(code), "{name}: {body}");
+        if field.is_some() {
+            assert_eq!(error_field(&body), field, "{name}: {body}");
+        }
+        assert!(body["data"].is_null(), "{name}: {body}");
+    }
+    assert_eq!(app.count_rows("users").await, 0, "no bad input wrote a row");
+    assert_eq!(app.count_rows("refresh_tokens").await, 0);
+
+    // Still serving, and the valid version of the same request works.
+    app.ok(REGISTER, register_input(json!({})), None).await;
+    assert_eq!(app.count_rows("users").await, 1);
+}
+
+#[tokio::test]
+async fn malformed_documents_and_limits_are_refused_with_codes() {
+    let app = spawn_app().await;
+    let deep = format!(
+        "{{ __type(name: \"User\") {{ {} name {} }} }}",
+        "fields { type { ofType { ofType { ".repeat(5),
+        "} } } }".repeat(5)
+    );
+    let wide = format!(
+        "{{ {} }}",
+        (0..1500)
+            .map(|i| format!("a{i}: me {{ id }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for (name, query) in [
+        ("syntax error", "{ me { id "),
+        ("unknown field", "{ nothing }"),
+        ("unknown operation type", "subscription { me { id } }"),
+        ("too deep", deep.as_str()),
+        ("too complex", wide.as_str()),
+    ] {
+        let body = app.graphql(query, json!({}), None).await;
+        assert_eq!(
+            error_code(&body),
+            Some("BAD_USER_INPUT"),
+            "{name}: {}",
+            body["errors"]
+        );
+    }
+
+    for (name, raw, status) in [
+        ("not JSON", "{{{", 400),
+        ("empty body", "", 400),
+        ("no query", "{\"variables\": {}}", 200),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{name}: {body}");
+    }
+
+    let huge = json!({ "query": REGISTER, "variables": register_input(json!({ "name": "x".repeat(2 * 1024 * 1024) })) });
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+
+    assert_eq!(app.count_rows("users").await, 0);
+    app.ok("{ __typename }", json!({}), None).await;
+}
+
+#[tokio::test]
+async fn graphiqls_introspection_fits_the_limits() {
+    let app = spawn_app().await;
+    let data = app.ok(INTROSPECTION, json!({}), None).await;
+    let types = data["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "User"));
+}
+
+#[tokio::test]
+async fn graphiql_is_served_and_wired_to_the_websocket() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("graphiql"), "GraphiQL page");
+    assert!(
+        page.contains("/graphql/ws"),
+        "subscriptions go to /graphql/ws"
+    );
+}
+
+#[tokio::test]
+async fn probes_answer_and_responses_carry_a_request_id() {
+    let app = spawn_app().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("x-request-id"));
+
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    let expected = if std::env::var("MEDILINK_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(body["database"], expected);
+
+    let echoed = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-me-42");
+}
+
+#[tokio::test]
+async fn readyz_reports_a_database_that_stopped_answering() {
+    let app = spawn_app().await;
+    app.db.close().await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the process itself is fine");
+}
+
+#[test]
+fn schema_file_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql at the crate root");
+    assert!(
+        committed == medilink::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -- print-schema > schema.graphql`"
+    );
+}
+
+/// The query GraphiQL sends on load (graphql-js `getIntrospectionQuery()`).
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+}
+"#;
