@@ -248,6 +248,36 @@ async fn readyz_reports_a_database_that_stopped_answering() {
     assert_eq!(health.status(), 200, "the process itself is fine");
 }
 
+#[tokio::test]
+async fn internal_failures_show_no_internals_and_give_a_request_id() {
+    let app = spawn_app().await;
+    let ann = app.register_patient().await;
+    app.db.close().await;
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&ann.access)
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    let header_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
+    assert_eq!(error_message(&body), "internal server error");
+    assert_eq!(
+        body["errors"][0]["extensions"]["requestId"],
+        header_id.as_str()
+    );
+    let text = body.to_string().to_lowercase();
+    for internal in ["sqlx", "pool", "sql", "database"] {
+        assert!(!text.contains(internal), "leaks {internal:?}: {body}");
+    }
+}
+
 #[test]
 fn schema_file_matches_the_code() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))

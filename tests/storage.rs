@@ -3,22 +3,22 @@
 mod common;
 
 use common::*;
-use medilink::db::Db;
+use medilink::db::{Db, Pool};
 use uuid::Uuid;
 
 async fn insert_raw_user(db: &Db, email: &str) -> Result<(), sqlx::Error> {
     const SQL: &str = "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
         VALUES ($1, $2, 'x', 'Raw', 'PATIENT', $3, $3)";
     let now = medilink::db::now();
-    match db {
-        Db::Sqlite(pool) => sqlx::query(SQL)
+    match db.pool() {
+        Pool::Sqlite(pool) => sqlx::query(SQL)
             .bind(Uuid::now_v7())
             .bind(email)
             .bind(now)
             .execute(pool)
             .await
             .map(drop),
-        Db::Postgres(pool) => sqlx::query(SQL)
+        Pool::Postgres(pool) => sqlx::query(SQL)
             .bind(Uuid::now_v7())
             .bind(email)
             .bind(now)
@@ -54,7 +54,7 @@ async fn postgres_backs_the_suite_when_configured() {
     assert!(url.starts_with("postgres"), "{url}");
     let app = spawn_app().await;
     assert_eq!(app.db.backend(), "postgres");
-    let Db::Postgres(pool) = &app.db else {
+    let Pool::Postgres(pool) = app.db.pool() else {
         unreachable!()
     };
     let column_type: String = sqlx::query_scalar(

@@ -6,6 +6,8 @@
 mod migrations;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -13,8 +15,16 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+/// The storage handle: the live pool, and a count of the calls made through it (exported on
+/// `/metrics`, where it also shows N+1 query patterns).
 #[derive(Clone, Debug)]
-pub enum Db {
+pub struct Db {
+    pool: Pool,
+    calls: Arc<AtomicU64>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -23,9 +33,9 @@ pub enum Db {
 #[macro_export]
 macro_rules! with_db {
     ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+        match $db.pool() {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -36,14 +46,14 @@ macro_rules! with_db {
 #[macro_export]
 macro_rules! transaction {
     ($db:expr, $tx:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite(pool) => {
+        match $db.pool() {
+            $crate::db::Pool::Sqlite(pool) => {
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
             }
-            $crate::db::Db::Postgres(pool) => {
+            $crate::db::Pool::Postgres(pool) => {
                 let mut $tx = pool.begin().await?;
                 let out = $body;
                 $tx.commit().await?;
@@ -66,7 +76,7 @@ impl Db {
                 .max_connections(max_connections)
                 .connect_with(options)
                 .await?;
-            Ok(Self::Sqlite(pool))
+            Ok(Self::new(Pool::Sqlite(pool)))
         } else {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -74,21 +84,39 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Ok(Self::Postgres(pool))
+            Ok(Self::new(Pool::Postgres(pool)))
         }
     }
 
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            calls: Arc::default(),
+        }
+    }
+
+    /// The live pool, counted as one database call (a statement or a transaction).
+    pub fn pool(&self) -> &Pool {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        &self.pool
+    }
+
+    /// Database calls made through this handle since start.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self {
-            Self::Sqlite(pool) => migrations::sqlite().run(pool).await,
-            Self::Postgres(pool) => migrations::postgres().run(pool).await,
+        match &self.pool {
+            Pool::Sqlite(pool) => migrations::sqlite().run(pool).await,
+            Pool::Postgres(pool) => migrations::postgres().run(pool).await,
         }
     }
 
@@ -98,7 +126,10 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        with_db!(self, pool => pool.close().await)
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use futures_util::io::Cursor;
 use serde_json::json;
 
-use super::HttpState;
+use super::{HttpState, REQUEST_ID};
 use crate::error::ErrorCode;
 use crate::graphql::context::Session;
 
@@ -63,22 +63,32 @@ pub async fn execute(State(state): State<HttpState>, headers: HeaderMap, body: B
     };
     let session = Arc::new(Session::new(bearer_token(&headers)));
     let mut response = state.schema.execute_batch(batch.data(session)).await;
+    let request_id = headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let complete = |error: &mut ServerError| complete_extensions(error, request_id);
     match &mut response {
-        BatchResponse::Single(single) => single.errors.iter_mut().for_each(ensure_code),
+        BatchResponse::Single(single) => single.errors.iter_mut().for_each(complete),
         BatchResponse::Batch(all) => all
             .iter_mut()
             .flat_map(|r| r.errors.iter_mut())
-            .for_each(ensure_code),
+            .for_each(complete),
     }
     GraphQLResponse::from(response).into_response()
 }
 
 /// Parse and validation errors (unknown fields, wrong types, depth and complexity limits) come
-/// from async-graphql without a code; they are all the client's to fix.
-fn ensure_code(error: &mut ServerError) {
+/// from async-graphql without a code; they are all the client's to fix. An INTERNAL error gets
+/// the request id, which is also on the server's log line for it.
+fn complete_extensions(error: &mut ServerError, request_id: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        extensions.set("code", ErrorCode::BadUserInput.as_str());
+    match extensions.get("code") {
+        None => extensions.set("code", ErrorCode::BadUserInput.as_str()),
+        Some(async_graphql::Value::String(code)) if code == ErrorCode::Internal.as_str() => {
+            extensions.set("requestId", request_id);
+        }
+        Some(_) => {}
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+mod metrics;
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
@@ -33,6 +34,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .with_state(HttpState { app, schema })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)

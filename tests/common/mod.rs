@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use medilink::Application;
 use medilink::auth::password::Passwords;
 use medilink::config::{Config, Secret};
-use medilink::db::Db;
+use medilink::db::{Db, Pool};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -150,9 +150,9 @@ impl TestApp {
 
     pub async fn count_rows(&self, table: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-        match &self.db {
-            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        match self.db.pool() {
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
         }
         .expect("count rows")
     }
