@@ -78,6 +78,11 @@ impl AppError {
         Self::new(ErrorCode::Conflict, message).with_field(field)
     }
 
+    /// A CONFLICT with the current state of an object rather than with one input field.
+    pub fn state_conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
     /// An unexpected failure: logged here with its cause, shown to the client only as INTERNAL.
     pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         tracing::error!(error = %source, "internal error");

@@ -4,6 +4,7 @@ mod app;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod doctors;
 pub mod error;
 pub mod graphql;
 pub mod http;

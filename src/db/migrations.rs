@@ -7,17 +7,31 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 type Source = (i64, &'static str, &'static str);
 
-const SQLITE: &[Source] = &[(
-    1,
-    "accounts",
-    include_str!("../../migrations/sqlite/0001_accounts.sql"),
-)];
+const SQLITE: &[Source] = &[
+    (
+        1,
+        "accounts",
+        include_str!("../../migrations/sqlite/0001_accounts.sql"),
+    ),
+    (
+        2,
+        "doctors",
+        include_str!("../../migrations/sqlite/0002_doctors.sql"),
+    ),
+];
 
-const POSTGRES: &[Source] = &[(
-    1,
-    "accounts",
-    include_str!("../../migrations/postgres/0001_accounts.sql"),
-)];
+const POSTGRES: &[Source] = &[
+    (
+        1,
+        "accounts",
+        include_str!("../../migrations/postgres/0001_accounts.sql"),
+    ),
+    (
+        2,
+        "doctors",
+        include_str!("../../migrations/postgres/0002_doctors.sql"),
+    ),
+];
 
 fn migrator(sources: &[Source]) -> Migrator {
     Migrator::with_migrations(

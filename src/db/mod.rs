@@ -71,7 +71,9 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // Keeps the query planner's statistics current, as SQLite recommends.
+                .optimize_on_close(true, 400);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .connect_with(options)
@@ -142,4 +144,33 @@ pub fn now() -> DateTime<Utc> {
 /// Whether `error` is a unique-constraint violation (a lost race or a duplicate).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+/// Whether `error` is a unique-constraint violation on `column`: PostgreSQL names the
+/// constraint (`doctors_licence_number_key`), SQLite the column (`doctors.licence_number`).
+pub fn is_unique_violation_on(error: &sqlx::Error, column: &str) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation()
+        && (e.constraint().is_some_and(|c| c.contains(column)) || e.message().contains(column)))
+}
+
+/// The text of a `search` filter as a LIKE pattern, with LIKE's wildcards escaped.
+pub fn like_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for c in search.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_escapes_wildcards() {
+        assert_eq!(super::like_pattern(" 50%_A "), "%50\\%\\_a%");
+    }
 }

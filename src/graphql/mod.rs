@@ -2,24 +2,45 @@
 
 pub mod connection;
 pub mod context;
+pub mod loaders;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, ID, MergedObject, Request, Schema};
+use uuid::Uuid;
 
 use crate::config::Config;
+use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::users::graphql::{UsersMutation, UsersQuery};
+use context::Session;
+use loaders::{LicenceLoader, UserLoader, request_loader};
 
 #[derive(MergedObject, Default)]
-pub struct Query(UsersQuery);
+pub struct Query(UsersQuery, DoctorsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(UsersMutation);
+pub struct Mutation(UsersMutation, DoctorsMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 pub fn build(state: AppState) -> AppSchema {
     let config = state.config.clone();
     builder(&config).data(state).finish()
+}
+
+/// What one operation carries besides the schema's data: who asks, and its own loaders.
+pub fn with_request_data(request: Request, state: &AppState, session: Arc<Session>) -> Request {
+    request
+        .data(session)
+        .data(request_loader(UserLoader(state.clone())))
+        .data(request_loader(LicenceLoader(state.clone())))
+}
+
+/// The UUID inside a GraphQL `ID` argument.
+pub fn parse_id(id: &ID, field: &'static str) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::bad_input(field, "not a valid id"))
 }
 
 /// The schema in SDL, as `medilink print-schema` prints it and `schema.graphql` holds it.

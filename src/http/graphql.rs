@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::http::{GraphiQLSource, MultipartOptions, receive_batch_body};
-use async_graphql::{BatchResponse, ServerError};
+use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -15,6 +15,7 @@ use serde_json::json;
 use super::{HttpState, REQUEST_ID};
 use crate::error::ErrorCode;
 use crate::graphql::context::Session;
+use crate::graphql::with_request_data;
 
 pub async fn graphiql() -> Html<String> {
     Html(
@@ -62,7 +63,14 @@ pub async fn execute(State(state): State<HttpState>, headers: HeaderMap, body: B
         }
     };
     let session = Arc::new(Session::new(bearer_token(&headers)));
-    let mut response = state.schema.execute_batch(batch.data(session)).await;
+    let with_data = |request| with_request_data(request, &state.app, session.clone());
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(with_data(request)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(with_data).collect())
+        }
+    };
+    let mut response = state.schema.execute_batch(batch).await;
     let request_id = headers
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -82,14 +90,27 @@ pub async fn execute(State(state): State<HttpState>, headers: HeaderMap, body: B
 /// from async-graphql without a code; they are all the client's to fix. An INTERNAL error gets
 /// the request id, which is also on the server's log line for it.
 fn complete_extensions(error: &mut ServerError, request_id: &str) {
+    let field = invalid_argument(&error.message).map(str::to_owned);
     let extensions = error.extensions.get_or_insert_with(Default::default);
     match extensions.get("code") {
-        None => extensions.set("code", ErrorCode::BadUserInput.as_str()),
+        None => {
+            extensions.set("code", ErrorCode::BadUserInput.as_str());
+            if let Some(field) = field {
+                extensions.set("field", field);
+            }
+        }
         Some(async_graphql::Value::String(code)) if code == ErrorCode::Internal.as_str() => {
             extensions.set("requestId", request_id);
         }
         Some(_) => {}
     }
+}
+
+/// The argument named by async-graphql's coercion errors
+/// (`Invalid value for argument "input.fee", expected type ...`), as `extensions.field`.
+fn invalid_argument(message: &str) -> Option<&str> {
+    let rest = message.split_once("for argument \"")?.1;
+    rest.split_once('"').map(|(argument, _)| argument)
 }
 
 fn transport_error(status: StatusCode, message: &str) -> Response {
@@ -101,7 +122,7 @@ fn transport_error(status: StatusCode, message: &str) -> Response {
 
 /// The token of `Authorization: Bearer <token>`. Any other `Authorization` value is passed on
 /// as it is, so that it fails as an invalid token instead of passing for "not signed in".
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?;
     let value = String::from_utf8_lossy(value.as_bytes());
     let value = value.trim();

@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL, GraphiQL and the probes operators need.
 
+mod files;
 mod graphql;
 mod health;
 mod metrics;
@@ -35,6 +36,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/files/licences/{doctor_id}", get(files::licence))
         .with_state(HttpState { app, schema })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)

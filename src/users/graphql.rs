@@ -2,14 +2,14 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::model::{AuthPayload, LoginInput, RegisterInput, User, UserFilter};
 use super::service;
 use crate::auth::{AuthUser, Role};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{optional_viewer, signed_in, state, viewer};
+use crate::graphql::parse_id;
 use crate::pagination::PageArgs;
 
 #[derive(Default)]
@@ -73,11 +73,11 @@ impl UsersMutation {
 
     /// Blocks an account (admins only); its tokens stop working on the next request.
     async fn block_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
-        service::set_blocked(state(ctx), viewer(ctx).await?, parse_id(&id)?, true).await
+        service::set_blocked(state(ctx), viewer(ctx).await?, parse_id(&id, "id")?, true).await
     }
 
     async fn unblock_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
-        service::set_blocked(state(ctx), viewer(ctx).await?, parse_id(&id)?, false).await
+        service::set_blocked(state(ctx), viewer(ctx).await?, parse_id(&id, "id")?, false).await
     }
 }
 
@@ -89,10 +89,6 @@ async fn sign_in(ctx: &Context<'_>, payload: AuthPayload) -> AppResult<AuthPaylo
     };
     signed_in(ctx, user).await;
     Ok(payload)
-}
-
-fn parse_id(id: &ID) -> AppResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| AppError::bad_input("id", "not a valid id"))
 }
 
 /// Whether `viewer` may see the private fields of `user`.

@@ -5,8 +5,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
 use super::model::{NewRefreshToken, NewUser, Rotation, User, UserFilter};
-use super::validate::like_pattern;
-use crate::db::Db;
+use crate::db::{Db, like_pattern};
 use crate::{transaction, with_db};
 
 const USER_COLUMNS: &str =
@@ -33,6 +32,21 @@ pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<User>> {
     const SQL: &str = "SELECT id, email, name, phone, role, blocked, token_version, created_at, \
         updated_at FROM users WHERE id = $1";
     with_db!(db, pool => sqlx::query_as::<_, User>(SQL).bind(id).fetch_optional(pool).await)
+}
+
+pub async fn find_many(db: &Db, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ("));
+        let mut separated = query.separated(", ");
+        for id in ids {
+            separated.push_bind(*id);
+        }
+        query.push(")");
+        query.build_query_as::<User>().fetch_all(pool).await
+    })
 }
 
 #[derive(sqlx::FromRow)]

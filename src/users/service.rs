@@ -1,5 +1,7 @@
 //! Account rules: who may register, sign in, refresh, and see or block whom.
 
+use std::collections::HashMap;
+
 use chrono::{Duration, Utc};
 use uuid::Uuid;
 
@@ -166,6 +168,12 @@ pub async fn me(state: &AppState, viewer: AuthUser) -> AppResult<User> {
     repo::find(&state.db, viewer.id)
         .await?
         .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))
+}
+
+/// Users by id, for batched loading; ids that match nobody are absent.
+pub async fn find_many(state: &AppState, ids: &[Uuid]) -> AppResult<HashMap<Uuid, User>> {
+    let users = repo::find_many(&state.db, ids).await?;
+    Ok(users.into_iter().map(|u| (u.id, u)).collect())
 }
 
 pub async fn list(

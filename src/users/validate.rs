@@ -94,20 +94,6 @@ fn invalid_phone() -> AppError {
     )
 }
 
-/// The text of a `search` filter as a LIKE pattern, with LIKE's wildcards escaped.
-pub fn like_pattern(search: &str) -> String {
-    let mut pattern = String::with_capacity(search.len() + 2);
-    pattern.push('%');
-    for c in search.trim().to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,10 +121,5 @@ mod tests {
         assert_eq!(phone("+1 (555) 010-9999").unwrap(), "+15550109999");
         assert!(phone("12345").is_err());
         assert!(phone("+1 555 abc 9999").is_err());
-    }
-
-    #[test]
-    fn like_escapes_wildcards() {
-        assert_eq!(like_pattern(" 50%_A "), "%50\\%\\_a%");
     }
 }

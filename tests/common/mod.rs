@@ -194,3 +194,123 @@ pub fn error_field(body: &Value) -> Option<&str> {
 pub fn error_message(body: &Value) -> &str {
     body["errors"][0]["message"].as_str().unwrap_or_default()
 }
+
+/// A minimal valid PDF with `marker` in it, so different licences have different hashes.
+pub fn pdf(marker: &str) -> Vec<u8> {
+    format!("%PDF-1.4\n% {marker}\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+        .into_bytes()
+}
+
+pub const SUBMIT: &str = "mutation($input: DoctorProfileInput!, $licence: Upload!) { \
+    submitDoctorProfile(input: $input, licence: $licence) { id verificationStatus rejectionReason \
+    licenceNumber licence { sizeBytes sha256 contentType url } } }";
+
+pub fn profile_input(licence_number: &str) -> Value {
+    json!({
+        "specialization": "Cardiology",
+        "qualifications": ["MD", "FACC"],
+        "experienceYears": 12,
+        "consultationFee": { "amount": 5000, "currency": "usd" },
+        "languages": ["English", "Spanish"],
+        "licenceNumber": licence_number,
+        "bio": "Heart specialist with a calm bedside manner."
+    })
+}
+
+impl TestApp {
+    /// A GraphQL multipart request (the spec of jaydenseric/graphql-multipart-request-spec)
+    /// with `file` bound to the variable `file_variable`; `None` sends no file part at all.
+    pub async fn graphql_upload(
+        &self,
+        query: &str,
+        mut variables: Value,
+        file_variable: &str,
+        file: Option<(Vec<u8>, &str, &str)>,
+        token: Option<&str>,
+    ) -> Value {
+        variables[file_variable] = Value::Null;
+        let operations = json!({ "query": query, "variables": variables });
+        let mut form = reqwest::multipart::Form::new().text("operations", operations.to_string());
+        match file {
+            Some((bytes, name, mime)) => {
+                let map = json!({ "0": [format!("variables.{file_variable}")] });
+                let part = reqwest::multipart::Part::bytes(bytes)
+                    .file_name(name.to_owned())
+                    .mime_str(mime)
+                    .expect("mime type");
+                form = form.text("map", map.to_string()).part("0", part);
+            }
+            None => form = form.text("map", "{}"),
+        }
+        let mut request = self.client.post(self.url("/graphql")).multipart(form);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    pub async fn submit_profile(&self, token: &str, input: Value, licence: Vec<u8>) -> Value {
+        self.graphql_upload(
+            SUBMIT,
+            json!({ "input": input }),
+            "licence",
+            Some((licence, "licence.pdf", "application/pdf")),
+            Some(token),
+        )
+        .await
+    }
+
+    /// A registered doctor whose profile `input` was submitted and approved by `admin`.
+    /// Returns the account and the doctor id.
+    pub async fn approved_doctor(
+        &self,
+        admin: &Account,
+        name: &str,
+        input: Value,
+    ) -> (Account, String) {
+        let data = self
+            .ok(
+                REGISTER,
+                json!({ "input": { "email": unique_email("doctor"), "password": PASSWORD, "name": name, "role": "DOCTOR" } }),
+                None,
+            )
+            .await;
+        let doctor = account(&data["register"]);
+        let submitted = self.submit_profile(&doctor.access, input, pdf(name)).await;
+        assert!(submitted.get("errors").is_none(), "{submitted}");
+        let id = submitted["data"]["submitDoctorProfile"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.ok(
+            "mutation($id: ID!) { approveDoctor(id: $id) { verificationStatus } }",
+            json!({ "id": id }),
+            Some(&admin.access),
+        )
+        .await;
+        (doctor, id)
+    }
+
+    /// Database calls the server has made so far, from `/metrics`.
+    pub async fn db_calls(&self) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("medilink_db_calls_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("medilink_db_calls_total on /metrics")
+    }
+}

@@ -1,0 +1,194 @@
+//! Doctor search over 10,000 approved doctors: p50/p99 latency and requests per second of a
+//! filtered, sorted first page, beside a trivial `{ __typename }` on the same server in the
+//! same run. Prints numbers; asserts nothing.
+//! `cargo bench --bench doctors` (SQLite), or with MEDILINK_TEST_DATABASE_URL for PostgreSQL.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::future::join_all;
+use medilink::db::Pool;
+use serde_json::{Value, json};
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+const DOCTORS: usize = 10_000;
+const SAMPLES: usize = 2_000;
+const CONCURRENT_CLIENTS: usize = 16;
+const WINDOW: Duration = Duration::from_secs(3);
+const SPECIALIZATIONS: [&str; 8] = [
+    "Cardiology",
+    "Dermatology",
+    "Pediatrics",
+    "Neurology",
+    "General Practice",
+    "Oncology",
+    "Psychiatry",
+    "Orthopedics",
+];
+const LANGUAGES: [&str; 6] = ["english", "spanish", "french", "german", "hindi", "arabic"];
+
+#[tokio::main]
+async fn main() {
+    let app = spawn_app().await;
+    let started = Instant::now();
+    seed(&app).await;
+    println!(
+        "backend: {}; seeded {DOCTORS} doctors in {:.1?}",
+        app.db.backend(),
+        started.elapsed()
+    );
+    println!(
+        "{:<44} {:>9} {:>9} {:>10}",
+        "request", "p50 µs", "p99 µs", "req/s"
+    );
+
+    let trivial = json!({ "query": "{ __typename }" });
+    let search = json!({
+        "query": "query($filter: DoctorFilter, $sort: DoctorSort) { doctors(filter: $filter, sort: $sort, first: 20) { \
+                  edges { cursor node { id specialization experienceYears ratingAverage \
+                  consultationFee { amount currency } user { name } } } pageInfo { hasNextPage endCursor } } }",
+        "variables": {
+            "filter": { "specialization": "cardiology", "minFee": 2000, "maxFee": 30000, "language": "Spanish" },
+            "sort": { "by": "RATING", "direction": "DESC" }
+        }
+    });
+    let unfiltered = json!({
+        "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 20) { edges { node { id user { name } } } } }"
+    });
+    let trivial_p50 = measure(&app, "{ __typename }", &trivial).await;
+    let search_p50 = measure(&app, "doctors: 4 filters, by rating, first 20", &search).await;
+    measure(&app, "doctors: no filter, by fee, first 20", &unfiltered).await;
+    println!(
+        "filtered search / trivial (p50): {:.2}",
+        search_p50 as f64 / trivial_p50 as f64
+    );
+}
+
+/// Measures latency one request at a time, then throughput with concurrent clients; returns p50.
+async fn measure(app: &TestApp, name: &str, body: &Value) -> u128 {
+    for _ in 0..100 {
+        send(app, body).await;
+    }
+    let mut latencies = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let start = Instant::now();
+        send(app, body).await;
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_micros();
+    let deadline = Instant::now() + WINDOW;
+    let clients = (0..CONCURRENT_CLIENTS).map(|_| async {
+        let mut done = 0u64;
+        while Instant::now() < deadline {
+            send(app, body).await;
+            done += 1;
+        }
+        done
+    });
+    let total: u64 = join_all(clients).await.into_iter().sum();
+    let rps = total as f64 / WINDOW.as_secs_f64();
+    println!(
+        "{name:<44} {:>9} {:>9} {:>10.0}",
+        percentile(0.5),
+        percentile(0.99),
+        rps
+    );
+    percentile(0.5)
+}
+
+async fn send(app: &TestApp, body: &Value) {
+    let response: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .json(body)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(response.get("errors").is_none(), "{response}");
+}
+
+/// Inserts the doctors straight into the database, in batches: the API path (argon2 per
+/// account) would take minutes and is not what this measures.
+async fn seed(app: &TestApp) {
+    let now = medilink::db::now();
+    let rows: Vec<(Uuid, Uuid, usize)> = (0..DOCTORS)
+        .map(|i| (Uuid::now_v7(), Uuid::now_v7(), i))
+        .collect();
+    for chunk in rows.chunks(500) {
+        macro_rules! insert_chunk {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await.expect("begin");
+                let mut users = QueryBuilder::new(
+                    "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) ",
+                );
+                users.push_values(chunk, |mut row, (user_id, _, i)| {
+                    row.push_bind(*user_id)
+                        .push_bind(format!("bench-doctor-{i}@example.com"))
+                        .push_bind("x")
+                        .push_bind(format!("Dr Bench {i}"))
+                        .push_bind("DOCTOR")
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                users.build().execute(&mut *tx).await.expect("users");
+                let mut doctors = QueryBuilder::new(
+                    "INSERT INTO doctors (id, user_id, specialization, specialization_key, qualifications, \
+                     experience_years, fee_amount, fee_currency, languages, licence_number, bio, \
+                     verification_status, rating_average, rating_count, submitted_at, approved_at, \
+                     created_at, updated_at) ",
+                );
+                doctors.push_values(chunk, |mut row, (user_id, doctor_id, i)| {
+                    let specialization = SPECIALIZATIONS[i % SPECIALIZATIONS.len()];
+                    row.push_bind(*doctor_id)
+                        .push_bind(*user_id)
+                        .push_bind(specialization)
+                        .push_bind(specialization.to_lowercase())
+                        .push_bind("[\"MD\"]")
+                        .push_bind((i * 13 % 41) as i64)
+                        .push_bind((1000 + (i * 37 % 60) * 500) as i64)
+                        .push_bind("USD")
+                        .push_bind("[\"English\"]")
+                        .push_bind(format!("BENCH-{i}"))
+                        .push_bind("A doctor generated for the benchmark.")
+                        .push_bind("APPROVED")
+                        .push_bind(((i * 7919) % 51) as f64 / 10.0)
+                        .push_bind((i % 30) as i64)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                doctors.build().execute(&mut *tx).await.expect("doctors");
+                let mut languages = QueryBuilder::new("INSERT INTO doctor_languages (doctor_id, language_key) ");
+                let pairs: Vec<(Uuid, &str)> = chunk
+                    .iter()
+                    .flat_map(|(_, doctor_id, i)| {
+                        [(*doctor_id, LANGUAGES[0]), (*doctor_id, LANGUAGES[1 + i % (LANGUAGES.len() - 1)])]
+                    })
+                    .collect();
+                languages.push_values(pairs, |mut row, (doctor_id, language)| {
+                    row.push_bind(doctor_id).push_bind(language);
+                });
+                languages.build().execute(&mut *tx).await.expect("languages");
+                tx.commit().await.expect("commit");
+            }};
+        }
+        match app.db.pool() {
+            Pool::Sqlite(pool) => insert_chunk!(pool),
+            Pool::Postgres(pool) => insert_chunk!(pool),
+        }
+    }
+    match app.db.pool() {
+        Pool::Sqlite(pool) => sqlx::query("ANALYZE").execute(pool).await.map(drop),
+        Pool::Postgres(pool) => sqlx::query("ANALYZE").execute(pool).await.map(drop),
+    }
+    .expect("analyze");
+}

@@ -1,0 +1,8 @@
+//! Doctors: onboarding with a licence PDF, admin verification, and search.
+
+mod currency;
+pub mod graphql;
+pub mod model;
+mod repo;
+pub mod service;
+mod validate;

@@ -1,0 +1,396 @@
+//! SQL for doctor profiles, their languages and licence files.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+use uuid::Uuid;
+
+use super::model::{
+    Doctor, DoctorSort, DoctorSortBy, LicenceFile, LicenceInfo, LicenceUpload, ProfileFields,
+    SearchFilter, SortDirection, SortKey, Specialization, VerificationStatus,
+};
+use crate::db::Db;
+use crate::{transaction, with_db};
+
+/// The columns of [`Doctor`], qualified for queries that join `doctors d` with other tables.
+const COLUMNS: &str = "d.id, d.user_id, d.specialization, d.qualifications, d.experience_years, \
+    d.fee_amount, d.fee_currency, d.languages, d.licence_number, d.bio, d.verification_status, \
+    d.rejection_reason, d.rating_average, d.rating_count, d.submitted_at, d.reviewed_at, \
+    d.approved_at, d.created_at, d.updated_at";
+
+/// The same columns unqualified, for RETURNING clauses.
+const RETURNING: &str = "RETURNING id, user_id, specialization, qualifications, experience_years, \
+    fee_amount, fee_currency, languages, licence_number, bio, verification_status, \
+    rejection_reason, rating_average, rating_count, submitted_at, reviewed_at, approved_at, \
+    created_at, updated_at";
+
+/// Replaces the search rows of a doctor's languages; inside a transaction body.
+macro_rules! replace_languages {
+    ($tx:ident, $id:expr, $fields:expr) => {{
+        sqlx::query("DELETE FROM doctor_languages WHERE doctor_id = $1")
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
+        for key in $fields.language_keys() {
+            sqlx::query("INSERT INTO doctor_languages (doctor_id, language_key) VALUES ($1, $2)")
+                .bind($id)
+                .bind(key)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+
+/// Stores a doctor's licence, replacing any earlier one; inside a transaction body.
+macro_rules! store_licence {
+    ($tx:ident, $id:expr, $licence:expr, $now:expr) => {{
+        sqlx::query("DELETE FROM doctor_licences WHERE doctor_id = $1")
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO doctor_licences \
+             (doctor_id, content, content_type, size_bytes, sha256, uploaded_at) \
+             VALUES ($1, $2, 'application/pdf', $3, $4, $5)",
+        )
+        .bind($id)
+        .bind($licence.content.as_slice())
+        .bind(i64::try_from($licence.content.len()).unwrap_or(i64::MAX))
+        .bind($licence.sha256.as_str())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// Doctors that patients may find: approved, and their account not blocked.
+const LISTED: &str = "FROM doctors d JOIN users u ON u.id = d.user_id \
+    WHERE d.verification_status = 'APPROVED' AND u.blocked = FALSE";
+
+pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<Doctor>> {
+    let sql = format!("SELECT {COLUMNS} FROM doctors d WHERE d.id = $1");
+    with_db!(db, pool => sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+}
+
+pub async fn find_listed(db: &Db, id: Uuid) -> sqlx::Result<Option<Doctor>> {
+    let sql = format!("SELECT {COLUMNS} {LISTED} AND d.id = $1");
+    with_db!(db, pool => sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+}
+
+pub async fn find_by_user(db: &Db, user_id: Uuid) -> sqlx::Result<Option<Doctor>> {
+    let sql = format!("SELECT {COLUMNS} FROM doctors d WHERE d.user_id = $1");
+    with_db!(db, pool => sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(pool).await)
+}
+
+/// Stores a first submission with its languages and licence, in one transaction.
+pub async fn insert(
+    db: &Db,
+    id: Uuid,
+    user_id: Uuid,
+    fields: &ProfileFields,
+    licence_number: &str,
+    licence: &LicenceUpload,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Doctor> {
+    let sql = format!(
+        "INSERT INTO doctors (id, user_id, specialization, specialization_key, qualifications, \
+         experience_years, fee_amount, fee_currency, languages, licence_number, bio, \
+         verification_status, submitted_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'PENDING', $12, $12, $12) \
+         {RETURNING}"
+    );
+    let doctor = transaction!(db, tx => {
+        let doctor = sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(user_id)
+            .bind(&fields.specialization)
+            .bind(fields.specialization_key())
+            .bind(fields.qualifications.to_json())
+            .bind(fields.experience_years)
+            .bind(fields.fee.amount)
+            .bind(&fields.fee.currency)
+            .bind(fields.languages.to_json())
+            .bind(licence_number)
+            .bind(&fields.bio)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        replace_languages!(tx, id, fields);
+        store_licence!(tx, id, licence, now);
+        doctor
+    });
+    Ok(doctor)
+}
+
+/// Replaces a PENDING or REJECTED submission and puts it back in the queue. `None` when the
+/// profile is in another state (approved meanwhile, say); then nothing changes.
+pub async fn resubmit(
+    db: &Db,
+    id: Uuid,
+    fields: &ProfileFields,
+    licence_number: &str,
+    licence: &LicenceUpload,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Doctor>> {
+    let sql = format!(
+        "UPDATE doctors SET specialization = $2, specialization_key = $3, qualifications = $4, \
+         experience_years = $5, fee_amount = $6, fee_currency = $7, languages = $8, \
+         licence_number = $9, bio = $10, verification_status = 'PENDING', rejection_reason = NULL, \
+         submitted_at = $11, reviewed_at = NULL, updated_at = $11 \
+         WHERE id = $1 AND verification_status IN ('PENDING', 'REJECTED') {RETURNING}"
+    );
+    let doctor = transaction!(db, tx => {
+        let doctor = sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(&fields.specialization)
+            .bind(fields.specialization_key())
+            .bind(fields.qualifications.to_json())
+            .bind(fields.experience_years)
+            .bind(fields.fee.amount)
+            .bind(&fields.fee.currency)
+            .bind(fields.languages.to_json())
+            .bind(licence_number)
+            .bind(&fields.bio)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if doctor.is_some() {
+            replace_languages!(tx, id, fields);
+            store_licence!(tx, id, licence, now);
+        }
+        doctor
+    });
+    Ok(doctor)
+}
+
+/// Changes the public fields, whatever the verification status.
+pub async fn update_profile(
+    db: &Db,
+    id: Uuid,
+    fields: &ProfileFields,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Doctor>> {
+    let sql = format!(
+        "UPDATE doctors SET specialization = $2, specialization_key = $3, qualifications = $4, \
+         experience_years = $5, fee_amount = $6, fee_currency = $7, languages = $8, bio = $9, \
+         updated_at = $10 WHERE id = $1 {RETURNING}"
+    );
+    let doctor = transaction!(db, tx => {
+        let doctor = sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(&fields.specialization)
+            .bind(fields.specialization_key())
+            .bind(fields.qualifications.to_json())
+            .bind(fields.experience_years)
+            .bind(fields.fee.amount)
+            .bind(&fields.fee.currency)
+            .bind(fields.languages.to_json())
+            .bind(&fields.bio)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if doctor.is_some() {
+            replace_languages!(tx, id, fields);
+        }
+        doctor
+    });
+    Ok(doctor)
+}
+
+/// Moves the doctor to `to` if it is in one of `from`; `None` (and no change) otherwise.
+pub async fn transition(
+    db: &Db,
+    id: Uuid,
+    from: &[VerificationStatus],
+    to: VerificationStatus,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Doctor>> {
+    let approved_at = (to == VerificationStatus::Approved).then_some(now);
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new("UPDATE doctors SET verification_status = ");
+        query
+            .push_bind(to.as_str())
+            .push(", rejection_reason = ")
+            .push_bind(reason.map(str::to_owned))
+            .push(", reviewed_at = ")
+            .push_bind(now)
+            .push(", approved_at = ")
+            .push_bind(approved_at)
+            .push(", updated_at = ")
+            .push_bind(now)
+            .push(" WHERE id = ")
+            .push_bind(id)
+            .push(" AND verification_status IN (");
+        let mut states = query.separated(", ");
+        for state in from {
+            states.push_bind(state.as_str());
+        }
+        query.push(") ").push(RETURNING);
+        query.build_query_as::<Doctor>().fetch_optional(pool).await
+    })
+}
+
+/// One page of listed doctors matching `filter` in `sort` order, after `after`.
+pub async fn search(
+    db: &Db,
+    filter: &SearchFilter,
+    sort: DoctorSort,
+    after: Option<&(SortKey, Uuid)>,
+    limit: usize,
+) -> sqlx::Result<Vec<Doctor>> {
+    let column = sort_column(sort.by);
+    let (comparison, order) = match sort.direction {
+        SortDirection::Asc => (">", "ASC"),
+        SortDirection::Desc => ("<", "DESC"),
+    };
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} {LISTED}"));
+        push_filter(&mut query, filter);
+        if let Some((key, id)) = after {
+            query.push(format!(" AND ({column}, d.id) {comparison} ("));
+            match key {
+                SortKey::Rating(v) => query.push_bind(*v),
+                SortKey::Fee(v) | SortKey::Experience(v) => query.push_bind(*v),
+                SortKey::Newest(v) => query.push_bind(*v),
+            };
+            query.push(", ").push_bind(*id).push(")");
+        }
+        query.push(format!(" ORDER BY {column} {order}, d.id {order} LIMIT "));
+        query.push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        query.build_query_as::<Doctor>().fetch_all(pool).await
+    })
+}
+
+pub async fn count(db: &Db, filter: &SearchFilter) -> sqlx::Result<i64> {
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!("SELECT COUNT(*) {LISTED}"));
+        push_filter(&mut query, filter);
+        query.build_query_scalar::<i64>().fetch_one(pool).await
+    })
+}
+
+fn sort_column(by: DoctorSortBy) -> &'static str {
+    match by {
+        DoctorSortBy::Rating => "d.rating_average",
+        DoctorSortBy::Fee => "d.fee_amount",
+        DoctorSortBy::Experience => "d.experience_years",
+        DoctorSortBy::Newest => "d.approved_at",
+    }
+}
+
+fn push_filter<DB: Database>(query: &mut QueryBuilder<DB>, filter: &SearchFilter)
+where
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
+{
+    if let Some(key) = &filter.specialization_key {
+        query
+            .push(" AND d.specialization_key = ")
+            .push_bind(key.clone());
+    }
+    if let Some(min) = filter.min_fee {
+        query.push(" AND d.fee_amount >= ").push_bind(min);
+    }
+    if let Some(max) = filter.max_fee {
+        query.push(" AND d.fee_amount <= ").push_bind(max);
+    }
+    if let Some(currency) = &filter.currency {
+        query
+            .push(" AND d.fee_currency = ")
+            .push_bind(currency.clone());
+    }
+    if let Some(min) = filter.min_experience {
+        query.push(" AND d.experience_years >= ").push_bind(min);
+    }
+    if let Some(min) = filter.min_rating {
+        query.push(" AND d.rating_average >= ").push_bind(min);
+    }
+    if let Some(language) = &filter.language_key {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM doctor_languages l WHERE l.doctor_id = d.id AND l.language_key = ")
+            .push_bind(language.clone())
+            .push(")");
+    }
+    if let Some(pattern) = &filter.text_pattern {
+        query
+            .push(" AND (lower(u.name) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR lower(d.bio) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\')");
+    }
+}
+
+/// The admin's queue: pending submissions, oldest first, after `after`.
+pub async fn pending(
+    db: &Db,
+    after: Option<&(DateTime<Utc>, Uuid)>,
+    limit: usize,
+) -> sqlx::Result<Vec<Doctor>> {
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!(
+            "SELECT {COLUMNS} FROM doctors d WHERE d.verification_status = 'PENDING'"
+        ));
+        if let Some((submitted_at, id)) = after {
+            query
+                .push(" AND (d.submitted_at, d.id) > (")
+                .push_bind(*submitted_at)
+                .push(", ")
+                .push_bind(*id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY d.submitted_at, d.id LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        query.build_query_as::<Doctor>().fetch_all(pool).await
+    })
+}
+
+pub async fn count_pending(db: &Db) -> sqlx::Result<i64> {
+    const SQL: &str = "SELECT COUNT(*) FROM doctors WHERE verification_status = 'PENDING'";
+    with_db!(db, pool => sqlx::query_scalar(SQL).fetch_one(pool).await)
+}
+
+/// Licence details (not the bytes) of several doctors in one query.
+pub async fn licence_infos(db: &Db, doctor_ids: &[Uuid]) -> sqlx::Result<Vec<LicenceInfo>> {
+    if doctor_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(
+            "SELECT doctor_id, content_type, size_bytes, sha256, uploaded_at FROM doctor_licences \
+             WHERE doctor_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for id in doctor_ids {
+            ids.push_bind(*id);
+        }
+        query.push(")");
+        query.build_query_as::<LicenceInfo>().fetch_all(pool).await
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct LicenceRow {
+    content: Vec<u8>,
+    content_type: String,
+}
+
+pub async fn licence_file(db: &Db, doctor_id: Uuid) -> sqlx::Result<Option<LicenceFile>> {
+    const SQL: &str = "SELECT content, content_type FROM doctor_licences WHERE doctor_id = $1";
+    let row = with_db!(db, pool => sqlx::query_as::<_, LicenceRow>(SQL).bind(doctor_id).fetch_optional(pool).await)?;
+    Ok(row.map(|r| LicenceFile {
+        content: r.content,
+        content_type: r.content_type,
+    }))
+}
+
+/// Specializations of listed doctors with how many practise each, most common first.
+pub async fn specializations(db: &Db) -> sqlx::Result<Vec<Specialization>> {
+    let sql = format!(
+        "SELECT MIN(d.specialization) AS name, COUNT(*) AS doctor_count {LISTED} \
+         GROUP BY d.specialization_key ORDER BY doctor_count DESC, name"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, Specialization>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)
+}
