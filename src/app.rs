@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
 use crate::state::AppState;
@@ -76,6 +77,7 @@ impl Application {
             passwords,
             tokens,
             config: Arc::new(config),
+            clock: Clock::default(),
         };
         Ok(Self { listener, state })
     }

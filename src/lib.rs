@@ -1,7 +1,9 @@
 //! MediLink: a telemedicine backend with one GraphQL API for patients, doctors and admins.
 
 mod app;
+pub mod appointments;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod doctors;
@@ -9,6 +11,8 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod pagination;
+pub mod reviews;
+pub mod scheduling;
 pub mod state;
 pub mod users;
 

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 
@@ -12,4 +13,5 @@ pub struct AppState {
     pub passwords: Passwords,
     pub tokens: TokenKeys,
     pub config: Arc<Config>,
+    pub clock: Clock,
 }

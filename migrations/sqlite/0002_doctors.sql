@@ -28,7 +28,11 @@ CREATE INDEX doctors_by_fee ON doctors (verification_status, fee_amount, id);
 CREATE INDEX doctors_by_experience ON doctors (verification_status, experience_years, id);
 CREATE INDEX doctors_by_approval ON doctors (verification_status, approved_at, id);
 CREATE INDEX doctors_queue ON doctors (verification_status, submitted_at, id);
-CREATE INDEX doctors_by_specialization ON doctors (specialization_key, verification_status, rating_average, id);
+-- The same orders within one specialization, the most common filter.
+CREATE INDEX doctors_specialization_by_rating ON doctors (specialization_key, verification_status, rating_average, id);
+CREATE INDEX doctors_specialization_by_fee ON doctors (specialization_key, verification_status, fee_amount, id);
+CREATE INDEX doctors_specialization_by_experience ON doctors (specialization_key, verification_status, experience_years, id);
+CREATE INDEX doctors_specialization_by_approval ON doctors (specialization_key, verification_status, approved_at, id);
 
 CREATE TABLE doctor_languages (
     doctor_id    BLOB NOT NULL REFERENCES doctors (id) ON DELETE CASCADE,

@@ -18,6 +18,11 @@ const SQLITE: &[Source] = &[
         "doctors",
         include_str!("../../migrations/sqlite/0002_doctors.sql"),
     ),
+    (
+        3,
+        "scheduling",
+        include_str!("../../migrations/sqlite/0003_scheduling.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -30,6 +35,11 @@ const POSTGRES: &[Source] = &[
         2,
         "doctors",
         include_str!("../../migrations/postgres/0002_doctors.sql"),
+    ),
+    (
+        3,
+        "scheduling",
+        include_str!("../../migrations/postgres/0003_scheduling.sql"),
     ),
 ];
 

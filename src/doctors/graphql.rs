@@ -15,7 +15,10 @@ use crate::graphql::context::{optional_viewer, state, viewer};
 use crate::graphql::loaders::{LicenceLoader, RequestLoader, UserLoader, prefetch};
 use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs};
+use crate::reviews::model::Review;
+use crate::scheduling::model::Schedule;
 use crate::users::model::User;
+use crate::{reviews, scheduling};
 
 #[derive(Default)]
 pub struct DoctorsQuery;
@@ -232,6 +235,33 @@ impl Doctor {
 
     async fn approved_at(&self) -> Option<DateTime<Utc>> {
         self.approved_at
+    }
+
+    /// Weekly hours and booking rules; null until the doctor publishes them.
+    async fn schedule(&self, ctx: &Context<'_>) -> AppResult<Option<Schedule>> {
+        scheduling::service::get(state(ctx), self.id).await
+    }
+
+    /// Patients' reviews, newest first.
+    async fn reviews(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Review>> {
+        let args = PageArgs::new(first, after)?;
+        let state = state(ctx);
+        let page = reviews::service::for_doctor(state, self.id, &args).await?;
+        let reviews = page.edges.iter().map(|(_, r)| r.patient_id);
+        prefetch::<UserLoader>(ctx, "author", reviews).await?;
+        let (state, doctor_id) = (state.clone(), self.id);
+        Ok(connection(
+            page,
+            Arc::new(move || {
+                let state = state.clone();
+                Box::pin(async move { reviews::service::count_for_doctor(&state, doctor_id).await })
+            }),
+        ))
     }
 }
 

@@ -1,8 +1,8 @@
-use std::fmt;
-
 use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+use crate::db::UnknownValue;
 
 /// A doctor's profile as stored. The licence file lives apart from it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -59,7 +59,7 @@ impl TryFrom<String> for VerificationStatus {
             "PENDING" => Ok(Self::Pending),
             "APPROVED" => Ok(Self::Approved),
             "REJECTED" => Ok(Self::Rejected),
-            _ => Err(UnknownValue(value)),
+            _ => Err(UnknownValue::new(value)),
         }
     }
 }
@@ -81,17 +81,6 @@ impl TryFrom<String> for StringList {
         serde_json::from_str(&value).map(Self)
     }
 }
-
-#[derive(Debug)]
-pub struct UnknownValue(String);
-
-impl fmt::Display for UnknownValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unexpected stored value {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownValue {}
 
 /// An amount of money in the currency's minor units (cents for USD, yen for JPY).
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]

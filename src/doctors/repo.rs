@@ -62,13 +62,31 @@ macro_rules! store_licence {
     }};
 }
 
-/// Doctors that patients may find: approved, and their account not blocked.
-const LISTED: &str = "FROM doctors d JOIN users u ON u.id = d.user_id \
-    WHERE d.verification_status = 'APPROVED' AND u.blocked = FALSE";
+/// Doctors that patients may find: approved, and their account not blocked. `CROSS JOIN`
+/// makes SQLite keep `doctors` as the outer loop, so that it walks a doctors index in the
+/// requested order and stops at the page size; left free, SQLite 3.51 scans all users and
+/// sorts (17 ms instead of 0.1 ms at 10,000 doctors). PostgreSQL plans it as any inner join.
+const LISTED: &str = "FROM doctors d CROSS JOIN users u \
+    WHERE u.id = d.user_id AND d.verification_status = 'APPROVED' AND u.blocked = FALSE";
 
 pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<Doctor>> {
     let sql = format!("SELECT {COLUMNS} FROM doctors d WHERE d.id = $1");
     with_db!(db, pool => sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+}
+
+pub async fn find_many(db: &Db, ids: &[Uuid]) -> sqlx::Result<Vec<Doctor>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM doctors d WHERE d.id IN ("));
+        let mut separated = query.separated(", ");
+        for id in ids {
+            separated.push_bind(*id);
+        }
+        query.push(")");
+        query.build_query_as::<Doctor>().fetch_all(pool).await
+    })
 }
 
 pub async fn find_listed(db: &Db, id: Uuid) -> sqlx::Result<Option<Doctor>> {
@@ -245,7 +263,7 @@ pub async fn search(
     };
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} {LISTED}"));
-        push_filter(&mut query, filter);
+        push_filter(&mut query, filter, Some(column));
         if let Some((key, id)) = after {
             query.push(format!(" AND ({column}, d.id) {comparison} ("));
             match key {
@@ -264,7 +282,7 @@ pub async fn search(
 pub async fn count(db: &Db, filter: &SearchFilter) -> sqlx::Result<i64> {
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(format!("SELECT COUNT(*) {LISTED}"));
-        push_filter(&mut query, filter);
+        push_filter(&mut query, filter, None);
         query.build_query_scalar::<i64>().fetch_one(pool).await
     })
 }
@@ -278,22 +296,41 @@ fn sort_column(by: DoctorSortBy) -> &'static str {
     }
 }
 
-fn push_filter<DB: Database>(query: &mut QueryBuilder<DB>, filter: &SearchFilter)
-where
+/// Range filters on columns other than the sort column are written `+d.column`, which keeps
+/// SQLite's planner from scanning their index and sorting afterwards: walking the sort order
+/// (or the specialization's slice of it) and stopping at the page size is far cheaper.
+fn push_filter<DB: Database>(
+    query: &mut QueryBuilder<DB>,
+    filter: &SearchFilter,
+    sort_column: Option<&str>,
+) where
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
 {
+    let range = |column: &'static str| {
+        if sort_column == Some(column) {
+            format!(" AND {column}")
+        } else {
+            format!(" AND +{column}")
+        }
+    };
     if let Some(key) = &filter.specialization_key {
         query
             .push(" AND d.specialization_key = ")
             .push_bind(key.clone());
     }
     if let Some(min) = filter.min_fee {
-        query.push(" AND d.fee_amount >= ").push_bind(min);
+        query
+            .push(range("d.fee_amount"))
+            .push(" >= ")
+            .push_bind(min);
     }
     if let Some(max) = filter.max_fee {
-        query.push(" AND d.fee_amount <= ").push_bind(max);
+        query
+            .push(range("d.fee_amount"))
+            .push(" <= ")
+            .push_bind(max);
     }
     if let Some(currency) = &filter.currency {
         query
@@ -301,10 +338,16 @@ where
             .push_bind(currency.clone());
     }
     if let Some(min) = filter.min_experience {
-        query.push(" AND d.experience_years >= ").push_bind(min);
+        query
+            .push(range("d.experience_years"))
+            .push(" >= ")
+            .push_bind(min);
     }
     if let Some(min) = filter.min_rating {
-        query.push(" AND d.rating_average >= ").push_bind(min);
+        query
+            .push(range("d.rating_average"))
+            .push(" >= ")
+            .push_bind(min);
     }
     if let Some(language) = &filter.language_key {
         query

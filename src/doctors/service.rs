@@ -216,6 +216,12 @@ async fn refused_transition(state: &AppState, id: Uuid, verb: &str) -> AppError 
     }
 }
 
+/// Doctors by id in any state, for batched loading behind an access-checked edge.
+pub async fn find_many(state: &AppState, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Doctor>> {
+    let doctors = repo::find_many(&state.db, ids).await?;
+    Ok(doctors.into_iter().map(|d| (d.id, d)).collect())
+}
+
 /// Licence details by doctor id, for batched loading.
 pub async fn licence_infos(
     state: &AppState,

@@ -12,11 +12,12 @@ use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
-use crate::doctors::model::LicenceInfo;
+use crate::doctors::model::{Doctor, LicenceInfo};
 use crate::error::AppError;
+use crate::reviews::model::Review;
 use crate::state::AppState;
 use crate::users::model::User;
-use crate::{doctors, users};
+use crate::{doctors, reviews, users};
 
 /// A request's loader of `T`.
 pub type RequestLoader<T> = DataLoader<T, HashMapCache>;
@@ -63,5 +64,29 @@ impl Loader<Uuid> for LicenceLoader {
 
     async fn load(&self, doctor_ids: &[Uuid]) -> Result<HashMap<Uuid, LicenceInfo>, AppError> {
         doctors::service::licence_infos(&self.0, doctor_ids).await
+    }
+}
+
+/// Doctors by id, in any verification state (an appointment keeps showing its doctor).
+pub struct DoctorLoader(pub AppState);
+
+impl Loader<Uuid> for DoctorLoader {
+    type Value = Doctor;
+    type Error = AppError;
+
+    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Doctor>, AppError> {
+        doctors::service::find_many(&self.0, ids).await
+    }
+}
+
+/// Reviews by appointment id.
+pub struct ReviewLoader(pub AppState);
+
+impl Loader<Uuid> for ReviewLoader {
+    type Value = Review;
+    type Error = AppError;
+
+    async fn load(&self, appointment_ids: &[Uuid]) -> Result<HashMap<Uuid, Review>, AppError> {
+        reviews::service::for_appointments(&self.0, appointment_ids).await
     }
 }

@@ -3,25 +3,35 @@
 pub mod connection;
 pub mod context;
 pub mod loaders;
+pub mod scalars;
 
 use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, ID, MergedObject, Request, Schema};
 use uuid::Uuid;
 
+use crate::appointments::graphql::{AppointmentsMutation, AppointmentsQuery};
 use crate::config::Config;
 use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
 use crate::error::{AppError, AppResult};
+use crate::reviews::graphql::ReviewsMutation;
+use crate::scheduling::graphql::SchedulingMutation;
 use crate::state::AppState;
 use crate::users::graphql::{UsersMutation, UsersQuery};
 use context::Session;
-use loaders::{LicenceLoader, UserLoader, request_loader};
+use loaders::{DoctorLoader, LicenceLoader, ReviewLoader, UserLoader, request_loader};
 
 #[derive(MergedObject, Default)]
-pub struct Query(UsersQuery, DoctorsQuery);
+pub struct Query(UsersQuery, DoctorsQuery, AppointmentsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(UsersMutation, DoctorsMutation);
+pub struct Mutation(
+    UsersMutation,
+    DoctorsMutation,
+    SchedulingMutation,
+    AppointmentsMutation,
+    ReviewsMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -36,6 +46,8 @@ pub fn with_request_data(request: Request, state: &AppState, session: Arc<Sessio
         .data(session)
         .data(request_loader(UserLoader(state.clone())))
         .data(request_loader(LicenceLoader(state.clone())))
+        .data(request_loader(DoctorLoader(state.clone())))
+        .data(request_loader(ReviewLoader(state.clone())))
 }
 
 /// The UUID inside a GraphQL `ID` argument.

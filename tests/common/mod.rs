@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use medilink::Application;
 use medilink::auth::password::Passwords;
+use medilink::clock::Clock;
 use medilink::config::{Config, Secret};
 use medilink::db::{Db, Pool};
 use serde_json::{Value, json};
@@ -18,6 +19,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub db: Db,
+    /// The server's clock, to step through time-bound rules without waiting.
+    pub clock: Clock,
     pub jwt_secret: String,
     _dir: tempfile::TempDir,
 }
@@ -47,11 +50,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr();
     let db = app.state().db.clone();
+    let clock = app.state().clock.clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         addr,
         client: reqwest::Client::new(),
         db,
+        clock,
         jwt_secret,
         _dir: dir,
     }

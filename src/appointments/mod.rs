@@ -1,0 +1,6 @@
+//! Appointments: free slots, race-proof booking, and the lifecycle after it.
+
+pub mod graphql;
+pub mod model;
+mod repo;
+pub mod service;

@@ -1,0 +1,148 @@
+use async_graphql::{Enum, InputObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::db::UnknownValue;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppointmentStatus {
+    /// Booked, waiting for payment; the slot is held.
+    PendingPayment,
+    Confirmed,
+    InProgress,
+    Completed,
+    Cancelled,
+    NoShow,
+}
+
+impl AppointmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "PENDING_PAYMENT",
+            Self::Confirmed => "CONFIRMED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Cancelled => "CANCELLED",
+            Self::NoShow => "NO_SHOW",
+        }
+    }
+}
+
+impl TryFrom<String> for AppointmentStatus {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Ok(match value.as_str() {
+            "PENDING_PAYMENT" => Self::PendingPayment,
+            "CONFIRMED" => Self::Confirmed,
+            "IN_PROGRESS" => Self::InProgress,
+            "COMPLETED" => Self::Completed,
+            "CANCELLED" => Self::Cancelled,
+            "NO_SHOW" => Self::NoShow,
+            _ => return Err(UnknownValue::new(value)),
+        })
+    }
+}
+
+/// What can be done to an appointment, and from which statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Cancel,
+    Start,
+    Complete,
+    MarkNoShow,
+    Reschedule,
+}
+
+impl Action {
+    pub fn allowed_from(self) -> &'static [AppointmentStatus] {
+        use AppointmentStatus::*;
+        match self {
+            Self::Cancel | Self::Reschedule => &[PendingPayment, Confirmed],
+            Self::Start | Self::MarkNoShow => &[Confirmed],
+            Self::Complete => &[InProgress],
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancelled",
+            Self::Start => "started",
+            Self::Complete => "completed",
+            Self::MarkNoShow => "marked as a no-show",
+            Self::Reschedule => "rescheduled",
+        }
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Appointment {
+    pub id: Uuid,
+    pub doctor_id: Uuid,
+    pub patient_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[sqlx(try_from = "String")]
+    pub status: AppointmentStatus,
+    pub reason: String,
+    pub fee_amount: i64,
+    pub fee_currency: String,
+    pub cancelled_by: Option<String>,
+    pub cancellation_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub no_show_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(InputObject)]
+pub struct BookAppointmentInput {
+    pub doctor_id: async_graphql::ID,
+    /// Exactly the start of one of the doctor's free slots (see `availableSlots`).
+    pub starts_at: DateTime<Utc>,
+    /// What the consultation is about, up to 1000 characters.
+    #[graphql(default)]
+    pub reason: String,
+}
+
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct AppointmentFilter {
+    pub status: Option<AppointmentStatus>,
+    /// Appointments starting on or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Appointments starting before this instant.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A validated booking about to be stored.
+pub struct NewAppointment {
+    pub id: Uuid,
+    pub doctor_id: Uuid,
+    pub patient_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: AppointmentStatus,
+    pub reason: String,
+    pub fee_amount: i64,
+    pub fee_currency: String,
+    pub now: DateTime<Utc>,
+}
+
+/// What storing a booking or a move did.
+pub enum Booking {
+    Done(Box<Appointment>),
+    /// Another live appointment holds the doctor's slot.
+    SlotTaken,
+    /// The patient has another live appointment at that time.
+    PatientBusy,
+}
+
+/// Whose appointments a list shows.
+#[derive(Clone, Copy, Debug)]
+pub enum Party {
+    Patient(Uuid),
+    Doctor(Uuid),
+}

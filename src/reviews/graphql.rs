@@ -1,0 +1,47 @@
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+
+use super::model::{Review, ReviewInput};
+use super::service;
+use crate::error::{AppError, AppResult};
+use crate::graphql::context::{state, viewer};
+use crate::graphql::loaders::{RequestLoader, UserLoader};
+use crate::users::model::User;
+
+#[derive(Default)]
+pub struct ReviewsMutation;
+
+#[Object]
+impl ReviewsMutation {
+    /// Reviews a completed appointment, once, as its patient; the doctor's rating follows.
+    async fn review_appointment(&self, ctx: &Context<'_>, input: ReviewInput) -> AppResult<Review> {
+        service::review(state(ctx), viewer(ctx).await?, input).await
+    }
+}
+
+#[Object]
+impl Review {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+
+    async fn rating(&self) -> i64 {
+        self.rating
+    }
+
+    async fn comment(&self) -> &str {
+        &self.comment
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// The patient who wrote it (their name; contact details stay private).
+    async fn author(&self, ctx: &Context<'_>) -> AppResult<User> {
+        ctx.data_unchecked::<RequestLoader<UserLoader>>()
+            .load_one(self.patient_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("the review's author no longer exists"))
+    }
+}

@@ -1,0 +1,6 @@
+//! Reviews of completed appointments, and the doctor ratings they make.
+
+pub mod graphql;
+pub mod model;
+mod repo;
+pub mod service;

@@ -1,0 +1,8 @@
+//! Doctors' weekly availability in their own time zone, and the free slots it yields.
+
+pub mod graphql;
+pub mod model;
+mod repo;
+pub mod service;
+pub mod slots;
+mod validate;
