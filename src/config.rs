@@ -31,6 +31,14 @@ pub struct Config {
     pub query_complexity_limit: usize,
     /// A `tracing` filter such as `info` or `medilink=debug,info`.
     pub log: String,
+    /// How long a WebSocket may take to send `connection_init`.
+    pub ws_init_timeout_secs: u64,
+    /// How often the server pings each WebSocket; a peer silent for three intervals is dropped.
+    pub ws_ping_interval_secs: u64,
+    /// How long a call rings before it counts as missed.
+    pub ring_timeout_secs: u64,
+    /// How long a call waits for a participant whose last connection dropped.
+    pub call_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -47,6 +55,10 @@ impl Default for Config {
             query_depth_limit: 16,
             query_complexity_limit: 2_000,
             log: "info".into(),
+            ws_init_timeout_secs: 3,
+            ws_ping_interval_secs: 15,
+            ring_timeout_secs: 30,
+            call_grace_secs: 15,
         }
     }
 }
@@ -112,6 +124,16 @@ impl Config {
                 "MEDILINK_MAX_BODY_BYTES / MEDILINK_MAX_UPLOAD_BYTES",
                 "must be at least 1024",
             );
+        }
+        for (setting, value) in [
+            ("MEDILINK_WS_INIT_TIMEOUT_SECS", self.ws_init_timeout_secs),
+            ("MEDILINK_WS_PING_INTERVAL_SECS", self.ws_ping_interval_secs),
+            ("MEDILINK_RING_TIMEOUT_SECS", self.ring_timeout_secs),
+            ("MEDILINK_CALL_GRACE_SECS", self.call_grace_secs),
+        ] {
+            if value == 0 {
+                return bad(setting, "must be at least 1");
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad(

@@ -78,6 +78,10 @@ impl AppError {
         Self::new(ErrorCode::Conflict, message).with_field(field)
     }
 
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::RateLimited, message)
+    }
+
     /// A CONFLICT with the current state of an object rather than with one input field.
     pub fn state_conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, message)

@@ -3,6 +3,7 @@
 mod app;
 pub mod appointments;
 pub mod auth;
+pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -10,7 +11,9 @@ pub mod doctors;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod notifications;
 pub mod pagination;
+pub mod realtime;
 pub mod reviews;
 pub mod scheduling;
 pub mod state;

@@ -5,6 +5,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::realtime::Realtime;
 
 /// What every request handler and service can reach.
 #[derive(Clone)]
@@ -14,4 +15,5 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub config: Arc<Config>,
     pub clock: Clock,
+    pub realtime: Realtime,
 }

@@ -14,6 +14,7 @@ use crate::auth::{AuthUser, Role};
 use crate::doctors;
 use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
+use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, malformed_cursor};
 use crate::scheduling::model::{Schedule, Slot};
 use crate::scheduling::{self, slots};
@@ -109,7 +110,39 @@ pub async fn book(
         fee_currency: doctor.fee_currency,
         now,
     };
-    booked(repo::book(&state.db, &new).await?)
+    let appointment = booked(repo::book(&state.db, &new).await?)?;
+    let when = appointment.starts_at.format("%Y-%m-%d %H:%M UTC");
+    notify(
+        state,
+        doctor.user_id,
+        NotificationKind::AppointmentBooked,
+        format!("New appointment on {when}"),
+        Some(appointment.id),
+    );
+    Ok(appointment)
+}
+
+/// Tells the party who did not act on the appointment.
+async fn notify_other(
+    state: &AppState,
+    viewer: AuthUser,
+    appointment: &Appointment,
+    kind: NotificationKind,
+    message: String,
+) -> AppResult<()> {
+    let doctor_user = doctors::service::find_many(state, &[appointment.doctor_id])
+        .await?
+        .remove(&appointment.doctor_id)
+        .map(|d| d.user_id);
+    for user in [Some(appointment.patient_id), doctor_user]
+        .into_iter()
+        .flatten()
+    {
+        if user != viewer.id {
+            notify(state, user, kind, message.clone(), Some(appointment.id));
+        }
+    }
+    Ok(())
 }
 
 /// The slot starting at `starts_at`, if the schedule offers it and it is free now; otherwise
@@ -270,7 +303,7 @@ pub async fn cancel(
             }
         }
     }
-    transition(
+    let cancelled = transition(
         state,
         &appointment,
         Action::Cancel,
@@ -278,7 +311,33 @@ pub async fn cancel(
         Some((actor.role(), &reason_text)),
         now,
     )
-    .await
+    .await?;
+    let when = cancelled.starts_at.format("%Y-%m-%d %H:%M UTC");
+    let message = format!("The appointment on {when} was cancelled");
+    notify_other(
+        state,
+        viewer,
+        &cancelled,
+        NotificationKind::AppointmentCancelled,
+        message,
+    )
+    .await?;
+    Ok(cancelled)
+}
+
+/// A call of the appointment was answered: it is in progress (if it was not already).
+pub async fn begin_by_call(state: &AppState, id: Uuid) -> AppResult<()> {
+    let now = state.clock.now();
+    repo::transition(
+        &state.db,
+        id,
+        Action::Start.allowed_from(),
+        AppointmentStatus::InProgress,
+        None,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The doctor starts a confirmed appointment from 10 minutes before its start until its end.
@@ -408,12 +467,26 @@ pub async fn reschedule(
         )));
     }
     let slot = bookable_slot(state, &schedule, starts_at, now, Some(&appointment)).await?;
-    match repo::reschedule(&state.db, &appointment, slot.starts_at, slot.ends_at, now).await? {
-        Some(booking) => booked(booking),
-        None => Err(AppError::state_conflict(
-            "the appointment changed meanwhile; reload it",
-        )),
-    }
+    let moved =
+        match repo::reschedule(&state.db, &appointment, slot.starts_at, slot.ends_at, now).await? {
+            Some(booking) => booked(booking)?,
+            None => {
+                return Err(AppError::state_conflict(
+                    "the appointment changed meanwhile; reload it",
+                ));
+            }
+        };
+    let when = moved.starts_at.format("%Y-%m-%d %H:%M UTC");
+    let message = format!("The appointment moved to {when}");
+    notify_other(
+        state,
+        viewer,
+        &moved,
+        NotificationKind::AppointmentRescheduled,
+        message,
+    )
+    .await?;
+    Ok(moved)
 }
 
 /// The viewer's appointments (as patient, or as doctor), soonest first.

@@ -23,6 +23,11 @@ const SQLITE: &[Source] = &[
         "scheduling",
         include_str!("../../migrations/sqlite/0003_scheduling.sql"),
     ),
+    (
+        4,
+        "realtime",
+        include_str!("../../migrations/sqlite/0004_realtime.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -40,6 +45,11 @@ const POSTGRES: &[Source] = &[
         3,
         "scheduling",
         include_str!("../../migrations/postgres/0003_scheduling.sql"),
+    ),
+    (
+        4,
+        "realtime",
+        include_str!("../../migrations/postgres/0004_realtime.sql"),
     ),
 ];
 

@@ -15,6 +15,7 @@ use crate::graphql::context::{optional_viewer, state, viewer};
 use crate::graphql::loaders::{LicenceLoader, RequestLoader, UserLoader, prefetch};
 use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs};
+use crate::realtime::presence::DoctorStatus;
 use crate::reviews::model::Review;
 use crate::scheduling::model::Schedule;
 use crate::users::model::User;
@@ -36,8 +37,8 @@ impl DoctorsQuery {
         after: Option<String>,
     ) -> AppResult<Connection<Doctor>> {
         let args = PageArgs::new(first, after)?;
-        let filter = Arc::new(service::search_filter(filter)?);
         let state = state(ctx);
+        let filter = Arc::new(service::search_filter(state, filter)?);
         let page = service::search(state, &filter, sort.unwrap_or_default(), &args).await?;
         prefetch_edges(ctx, &page).await?;
         let state = state.clone();
@@ -192,6 +193,11 @@ impl Doctor {
 
     async fn verification_status(&self) -> VerificationStatus {
         self.verification_status
+    }
+
+    /// ONLINE, BUSY or OFFLINE right now.
+    async fn status(&self, ctx: &Context<'_>) -> DoctorStatus {
+        service::status(state(ctx), self)
     }
 
     /// Why the profile was rejected; for admins and the doctor only.

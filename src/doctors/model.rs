@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::db::UnknownValue;
+use crate::realtime::presence::DoctorStatus;
 
 /// A doctor's profile as stored. The licence file lives apart from it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -182,6 +183,8 @@ pub struct DoctorFilter {
     pub language: Option<String>,
     /// Case-insensitive substring of the doctor's name or bio.
     pub text: Option<String>,
+    /// ONLINE, BUSY or OFFLINE right now.
+    pub status: Option<DoctorStatus>,
 }
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,6 +240,10 @@ pub struct SearchFilter {
     pub min_rating: Option<f64>,
     pub language_key: Option<String>,
     pub text_pattern: Option<String>,
+    /// Only these doctors (by presence status); an empty list matches nobody.
+    pub only_ids: Option<Vec<Uuid>>,
+    /// Not these doctors.
+    pub excluded_ids: Vec<Uuid>,
 }
 
 /// Where a page of search results starts: after this sort value and id.

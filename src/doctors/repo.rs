@@ -307,6 +307,7 @@ fn push_filter<DB: Database>(
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
+    for<'t> Uuid: Encode<'t, DB> + Type<DB>,
 {
     let range = |column: &'static str| {
         if sort_column == Some(column) {
@@ -354,6 +355,26 @@ fn push_filter<DB: Database>(
             .push(" AND EXISTS (SELECT 1 FROM doctor_languages l WHERE l.doctor_id = d.id AND l.language_key = ")
             .push_bind(language.clone())
             .push(")");
+    }
+    if let Some(ids) = &filter.only_ids {
+        if ids.is_empty() {
+            query.push(" AND FALSE");
+        } else {
+            query.push(" AND d.id IN (");
+            let mut separated = query.separated(", ");
+            for id in ids {
+                separated.push_bind(*id);
+            }
+            query.push(")");
+        }
+    }
+    if !filter.excluded_ids.is_empty() {
+        query.push(" AND d.id NOT IN (");
+        let mut separated = query.separated(", ");
+        for id in &filter.excluded_ids {
+            separated.push_bind(*id);
+        }
+        query.push(")");
     }
     if let Some(pattern) = &filter.text_pattern {
         query

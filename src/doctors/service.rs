@@ -14,7 +14,9 @@ use super::{repo, validate};
 use crate::auth::{AuthUser, Role};
 use crate::db::{self, is_unique_violation_on};
 use crate::error::{AppError, AppResult};
+use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, malformed_cursor};
+use crate::realtime::presence::DoctorStatus;
 use crate::state::AppState;
 
 /// A doctor's first submission, or a resubmission while pending or after a rejection. Either
@@ -126,8 +128,46 @@ pub async fn search(
     }))
 }
 
-pub fn search_filter(filter: Option<DoctorFilter>) -> AppResult<SearchFilter> {
-    validate::filter(filter.unwrap_or_default())
+pub fn search_filter(state: &AppState, filter: Option<DoctorFilter>) -> AppResult<SearchFilter> {
+    let filter = filter.unwrap_or_default();
+    let status = filter.status;
+    let mut search = validate::filter(filter)?;
+    if let Some(status) = status {
+        let present = state.realtime.presence.present_doctors();
+        if status == DoctorStatus::Offline {
+            search.excluded_ids = present.into_iter().map(|(id, _)| id).collect();
+        } else {
+            search.only_ids = Some(
+                present
+                    .into_iter()
+                    .filter(|(_, s)| *s == status)
+                    .map(|(id, _)| id)
+                    .collect(),
+            );
+        }
+    }
+    Ok(search)
+}
+
+/// Listed doctors who are ONLINE or BUSY, best rated first.
+pub async fn present(state: &AppState) -> AppResult<Vec<Doctor>> {
+    let ids = state
+        .realtime
+        .presence
+        .present_doctors()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let filter = SearchFilter {
+        only_ids: Some(ids),
+        ..SearchFilter::default()
+    };
+    Ok(repo::search(&state.db, &filter, DoctorSort::default(), None, 100).await?)
+}
+
+/// The doctor's presence status.
+pub fn status(state: &AppState, doctor: &Doctor) -> DoctorStatus {
+    state.realtime.presence.status(doctor.id, doctor.user_id)
 }
 
 pub async fn count(state: &AppState, filter: &SearchFilter) -> AppResult<i64> {
@@ -175,7 +215,16 @@ pub async fn approve(state: &AppState, viewer: AuthUser, id: Uuid) -> AppResult<
     )
     .await?;
     match approved {
-        Some(doctor) => Ok(doctor),
+        Some(doctor) => {
+            notify(
+                state,
+                doctor.user_id,
+                NotificationKind::DoctorApproved,
+                "Your profile was approved: patients can now find and book you.",
+                None,
+            );
+            Ok(doctor)
+        }
         None => Err(refused_transition(state, id, "approved").await),
     }
 }
@@ -199,7 +248,16 @@ pub async fn reject(
     )
     .await?;
     match rejected {
-        Some(doctor) => Ok(doctor),
+        Some(doctor) => {
+            notify(
+                state,
+                doctor.user_id,
+                NotificationKind::DoctorRejected,
+                format!("Your profile was rejected: {reason}"),
+                None,
+            );
+            Ok(doctor)
+        }
         None => Err(refused_transition(state, id, "rejected").await),
     }
 }

@@ -244,5 +244,7 @@ pub fn filter(filter: DoctorFilter) -> AppResult<SearchFilter> {
             .text
             .filter(|t| !t.trim().is_empty())
             .map(|t| crate::db::like_pattern(&t)),
+        only_ids: None,
+        excluded_ids: Vec::new(),
     })
 }

@@ -24,6 +24,15 @@ impl Session {
             viewer: Mutex::new(None),
         }
     }
+
+    /// A session whose user was checked when its WebSocket opened. It outlives the access
+    /// token; revoking the user closes the socket instead.
+    pub fn authenticated(user: AuthUser) -> Self {
+        Self {
+            bearer: None,
+            viewer: Mutex::new(Some(Ok(user))),
+        }
+    }
 }
 
 pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {

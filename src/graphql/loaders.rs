@@ -27,7 +27,9 @@ pub fn request_loader<T: Loader<Uuid>>(loader: T) -> RequestLoader<T> {
 }
 
 /// Loads the edges of many items at once if the selection of a connection asks for `field` on
-/// its nodes; later `load_one` calls for these keys hit the request's cache.
+/// its nodes, and puts them in the request's cache, where the items' `load_one` calls find
+/// them. This calls the loader directly: DataLoader's own batching would first wait out its
+/// batching window.
 pub async fn prefetch<T: Loader<Uuid, Error = AppError>>(
     ctx: &Context<'_>,
     field: &str,
@@ -37,9 +39,12 @@ pub async fn prefetch<T: Loader<Uuid, Error = AppError>>(
     let selected = selection.field("edges").field("node").field(field).exists()
         || selection.field("nodes").field(field).exists();
     if selected {
-        ctx.data_unchecked::<RequestLoader<T>>()
-            .load_many(keys)
-            .await?;
+        let mut keys: Vec<Uuid> = keys.into_iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let loader = ctx.data_unchecked::<RequestLoader<T>>();
+        let found = loader.loader().load(&keys).await?;
+        loader.feed_many(found).await;
     }
     Ok(())
 }

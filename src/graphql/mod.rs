@@ -7,13 +7,15 @@ pub mod scalars;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, ID, MergedObject, Request, Schema};
+use async_graphql::{ID, MergedObject, MergedSubscription, Request, Response, Schema, ServerError};
 use uuid::Uuid;
 
 use crate::appointments::graphql::{AppointmentsMutation, AppointmentsQuery};
+use crate::calls::graphql::{CallsMutation, CallsQuery, CallsSubscription};
 use crate::config::Config;
 use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::notifications::graphql::NotificationsSubscription;
 use crate::reviews::graphql::ReviewsMutation;
 use crate::scheduling::graphql::SchedulingMutation;
 use crate::state::AppState;
@@ -22,7 +24,7 @@ use context::Session;
 use loaders::{DoctorLoader, LicenceLoader, ReviewLoader, UserLoader, request_loader};
 
 #[derive(MergedObject, Default)]
-pub struct Query(UsersQuery, DoctorsQuery, AppointmentsQuery);
+pub struct Query(UsersQuery, DoctorsQuery, AppointmentsQuery, CallsQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -31,9 +33,13 @@ pub struct Mutation(
     SchedulingMutation,
     AppointmentsMutation,
     ReviewsMutation,
+    CallsMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(CallsSubscription, NotificationsSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 pub fn build(state: AppState) -> AppSchema {
     let config = state.config.clone();
@@ -60,8 +66,46 @@ pub fn sdl() -> String {
     builder(&Config::default()).finish().sdl()
 }
 
-fn builder(config: &Config) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(config.query_depth_limit)
-        .limit_complexity(config.query_complexity_limit)
+fn builder(config: &Config) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(config.query_depth_limit)
+    .limit_complexity(config.query_complexity_limit)
+}
+
+/// Gives every error of `response` an `extensions.code` (and INTERNAL ones the request id).
+pub fn complete_errors(response: &mut Response, request_id: &str) {
+    for error in &mut response.errors {
+        complete_extensions(error, request_id);
+    }
+}
+
+/// Parse and validation errors (unknown fields, wrong types, depth and complexity limits) come
+/// from async-graphql without a code; they are all the client's to fix. An INTERNAL error gets
+/// the request id, which is also on the server's log line for it.
+fn complete_extensions(error: &mut ServerError, request_id: &str) {
+    let field = invalid_argument(&error.message).map(str::to_owned);
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    match extensions.get("code") {
+        None => {
+            extensions.set("code", ErrorCode::BadUserInput.as_str());
+            if let Some(field) = field {
+                extensions.set("field", field);
+            }
+        }
+        Some(async_graphql::Value::String(code)) if code == ErrorCode::Internal.as_str() => {
+            extensions.set("requestId", request_id);
+        }
+        Some(_) => {}
+    }
+}
+
+/// The argument named by async-graphql's coercion errors
+/// (`Invalid value for argument "input.fee", expected type ...`), as `extensions.field`.
+fn invalid_argument(message: &str) -> Option<&str> {
+    let rest = message.split_once("for argument \"")?.1;
+    rest.split_once('"').map(|(argument, _)| argument)
 }

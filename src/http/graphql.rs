@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::http::{GraphiQLSource, MultipartOptions, receive_batch_body};
-use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql::{BatchRequest, BatchResponse};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{HttpState, REQUEST_ID};
 use crate::error::ErrorCode;
 use crate::graphql::context::Session;
-use crate::graphql::with_request_data;
+use crate::graphql::{complete_errors, with_request_data};
 
 pub async fn graphiql() -> Html<String> {
     Html(
@@ -75,42 +75,11 @@ pub async fn execute(State(state): State<HttpState>, headers: HeaderMap, body: B
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let complete = |error: &mut ServerError| complete_extensions(error, request_id);
     match &mut response {
-        BatchResponse::Single(single) => single.errors.iter_mut().for_each(complete),
-        BatchResponse::Batch(all) => all
-            .iter_mut()
-            .flat_map(|r| r.errors.iter_mut())
-            .for_each(complete),
+        BatchResponse::Single(single) => complete_errors(single, request_id),
+        BatchResponse::Batch(all) => all.iter_mut().for_each(|r| complete_errors(r, request_id)),
     }
     GraphQLResponse::from(response).into_response()
-}
-
-/// Parse and validation errors (unknown fields, wrong types, depth and complexity limits) come
-/// from async-graphql without a code; they are all the client's to fix. An INTERNAL error gets
-/// the request id, which is also on the server's log line for it.
-fn complete_extensions(error: &mut ServerError, request_id: &str) {
-    let field = invalid_argument(&error.message).map(str::to_owned);
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    match extensions.get("code") {
-        None => {
-            extensions.set("code", ErrorCode::BadUserInput.as_str());
-            if let Some(field) = field {
-                extensions.set("field", field);
-            }
-        }
-        Some(async_graphql::Value::String(code)) if code == ErrorCode::Internal.as_str() => {
-            extensions.set("requestId", request_id);
-        }
-        Some(_) => {}
-    }
-}
-
-/// The argument named by async-graphql's coercion errors
-/// (`Invalid value for argument "input.fee", expected type ...`), as `extensions.field`.
-fn invalid_argument(message: &str) -> Option<&str> {
-    let rest = message.split_once("for argument \"")?.1;
-    rest.split_once('"').map(|(argument, _)| argument)
 }
 
 fn transport_error(status: StatusCode, message: &str) -> Response {

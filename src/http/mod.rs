@@ -4,6 +4,7 @@ mod files;
 mod graphql;
 mod health;
 mod metrics;
+mod ws;
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
@@ -33,6 +34,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
     });
     Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

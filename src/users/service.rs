@@ -142,6 +142,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<AuthPayload> {
 /// Ends every session of the viewer: access and refresh tokens stop working at once.
 pub async fn logout(state: &AppState, viewer: AuthUser) -> AppResult<bool> {
     repo::revoke_sessions(&state.db, viewer.id, db::now()).await?;
+    state.realtime.presence.kick(viewer.id);
     Ok(true)
 }
 
@@ -209,9 +210,13 @@ pub async fn set_blocked(
             "you cannot block your own account",
         ));
     }
-    repo::set_blocked(&state.db, id, blocked, db::now())
+    let user = repo::set_blocked(&state.db, id, blocked, db::now())
         .await?
-        .ok_or_else(|| AppError::not_found("no user has this id").with_field("id"))
+        .ok_or_else(|| AppError::not_found("no user has this id").with_field("id"))?;
+    if blocked {
+        state.realtime.presence.kick(id);
+    }
+    Ok(user)
 }
 
 async fn start_session(state: &AppState, user: User) -> AppResult<AuthPayload> {

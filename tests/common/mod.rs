@@ -2,6 +2,8 @@
 //! or a new PostgreSQL database when MEDILINK_TEST_DATABASE_URL is set).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod ws;
+
 use std::net::SocketAddr;
 
 use medilink::Application;

@@ -1,0 +1,30 @@
+CREATE TABLE calls (
+    id             UUID PRIMARY KEY,
+    doctor_id      UUID NOT NULL REFERENCES doctors (id),
+    doctor_user_id UUID NOT NULL REFERENCES users (id),
+    patient_id     UUID NOT NULL REFERENCES users (id),
+    caller_id      UUID NOT NULL REFERENCES users (id),
+    callee_id      UUID NOT NULL REFERENCES users (id),
+    appointment_id UUID REFERENCES appointments (id),
+    status         TEXT NOT NULL CHECK (status IN ('RINGING', 'ACTIVE', 'ENDED')),
+    end_reason     TEXT CHECK (end_reason IN ('DECLINED', 'CANCELLED', 'MISSED', 'HANGUP', 'DROPPED')),
+    created_at     TIMESTAMPTZ NOT NULL,
+    answered_at    TIMESTAMPTZ,
+    ended_at       TIMESTAMPTZ
+);
+
+-- One live call per doctor and per patient: of two callers racing, the database lets one in.
+CREATE UNIQUE INDEX calls_one_live_per_doctor ON calls (doctor_id) WHERE status <> 'ENDED';
+CREATE UNIQUE INDEX calls_one_live_per_patient ON calls (patient_id) WHERE status <> 'ENDED';
+CREATE INDEX calls_by_caller ON calls (caller_id, created_at, id);
+CREATE INDEX calls_by_callee ON calls (callee_id, created_at, id);
+
+CREATE TABLE chat_messages (
+    id         UUID PRIMARY KEY,
+    channel    TEXT NOT NULL,
+    sender_id  UUID NOT NULL REFERENCES users (id),
+    body       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE INDEX chat_messages_by_channel ON chat_messages (channel, created_at, id);

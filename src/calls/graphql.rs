@@ -1,0 +1,299 @@
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use super::model::{
+    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, IceCandidate, SendSignalInput,
+    Signal, SignalKind, StartCallInput,
+};
+use super::service;
+use crate::appointments;
+use crate::appointments::model::Appointment;
+use crate::doctors;
+use crate::doctors::model::Doctor;
+use crate::error::{AppError, AppResult};
+use crate::graphql::connection::{Connection, connection};
+use crate::graphql::context::{state, viewer};
+use crate::graphql::loaders::{DoctorLoader, RequestLoader, UserLoader, prefetch};
+use crate::graphql::parse_id;
+use crate::pagination::PageArgs;
+use crate::realtime::bus::{Event, Topic};
+use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent};
+use crate::users::model::User;
+
+#[derive(Default)]
+pub struct CallsQuery;
+
+#[Object]
+impl CallsQuery {
+    /// Approved doctors who are ONLINE or BUSY right now.
+    async fn online_doctors(&self, ctx: &Context<'_>) -> AppResult<Vec<Doctor>> {
+        doctors::service::present(state(ctx)).await
+    }
+
+    /// Your calls, newest first.
+    async fn my_calls(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Connection<Call>> {
+        let viewer = viewer(ctx).await?;
+        let args = PageArgs::new(first, after)?;
+        let state = state(ctx);
+        let page = service::my_calls(state, viewer, &args).await?;
+        let calls = || page.edges.iter().map(|(_, call)| call);
+        for (field, users) in [
+            ("caller", calls().map(|c| c.caller_id).collect::<Vec<_>>()),
+            ("callee", calls().map(|c| c.callee_id).collect()),
+            ("patient", calls().map(|c| c.patient_id).collect()),
+        ] {
+            prefetch::<UserLoader>(ctx, field, users).await?;
+        }
+        prefetch::<DoctorLoader>(ctx, "doctor", calls().map(|c| c.doctor_id)).await?;
+        let state = state.clone();
+        Ok(connection(
+            page,
+            Arc::new(move || {
+                let state = state.clone();
+                Box::pin(async move { service::count_calls(&state, viewer.id).await })
+            }),
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct CallsMutation;
+
+#[Object]
+impl CallsMutation {
+    /// An approved doctor goes ONLINE (with an open WebSocket) or OFFLINE.
+    async fn set_doctor_status(
+        &self,
+        ctx: &Context<'_>,
+        status: DoctorStatus,
+    ) -> AppResult<DoctorStatus> {
+        service::set_doctor_status(state(ctx), viewer(ctx).await?, status).await
+    }
+
+    /// Rings a doctor who is ONLINE (patients), or the other party of a confirmed appointment
+    /// in its window. Of two callers racing for one doctor, one rings and one gets CONFLICT.
+    async fn start_call(&self, ctx: &Context<'_>, input: StartCallInput) -> AppResult<Call> {
+        service::start(state(ctx), viewer(ctx).await?, input).await
+    }
+
+    /// The callee accepts or declines.
+    async fn answer_call(&self, ctx: &Context<'_>, call_id: ID, accept: bool) -> AppResult<Call> {
+        service::answer(
+            state(ctx),
+            viewer(ctx).await?,
+            parse_id(&call_id, "callId")?,
+            accept,
+        )
+        .await
+    }
+
+    /// The caller gives up while it rings.
+    async fn cancel_call(&self, ctx: &Context<'_>, call_id: ID) -> AppResult<Call> {
+        service::cancel(
+            state(ctx),
+            viewer(ctx).await?,
+            parse_id(&call_id, "callId")?,
+        )
+        .await
+    }
+
+    /// Either participant hangs up.
+    async fn end_call(&self, ctx: &Context<'_>, call_id: ID) -> AppResult<Call> {
+        service::end(
+            state(ctx),
+            viewer(ctx).await?,
+            parse_id(&call_id, "callId")?,
+        )
+        .await
+    }
+
+    /// Relays WebRTC signaling to the other participant of a ringing or active call. Send it
+    /// over the WebSocket to avoid an HTTP round trip per ICE candidate.
+    async fn send_signal(&self, ctx: &Context<'_>, input: SendSignalInput) -> AppResult<bool> {
+        service::send_signal(state(ctx), viewer(ctx).await?, input).await
+    }
+}
+
+#[derive(Default)]
+pub struct CallsSubscription;
+
+#[Subscription]
+impl CallsSubscription {
+    /// Doctors going ONLINE, BUSY or OFFLINE (signed-in users).
+    async fn doctor_status_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = DoctorStatusEvent>> {
+        viewer(ctx).await?;
+        Ok(state(ctx)
+            .realtime
+            .bus
+            .subscribe(Topic::DoctorStatus)
+            .filter_map(|event| {
+                std::future::ready(match event {
+                    Event::DoctorStatus(event) => Some(event),
+                    _ => None,
+                })
+            }))
+    }
+
+    /// Your calls ringing, being answered and ending.
+    async fn call_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = CallEvent>> {
+        Ok(service::call_events(state(ctx), viewer(ctx).await?))
+    }
+
+    /// What the other participant of this call sends, until the call ends.
+    async fn signals(
+        &self,
+        ctx: &Context<'_>,
+        call_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = Signal>> {
+        let call_id = parse_id(&call_id, "callId")?;
+        Ok(service::signals(state(ctx), viewer(ctx).await?, call_id).await?)
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: uuid::Uuid) -> AppResult<User> {
+    ctx.data_unchecked::<RequestLoader<UserLoader>>()
+        .load_one(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("the user no longer exists"))
+}
+
+async fn load_doctor(ctx: &Context<'_>, id: uuid::Uuid) -> AppResult<Doctor> {
+    ctx.data_unchecked::<RequestLoader<DoctorLoader>>()
+        .load_one(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("the doctor no longer exists"))
+}
+
+#[Object]
+impl Call {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+
+    async fn status(&self) -> CallStatus {
+        self.status
+    }
+
+    async fn end_reason(&self) -> Option<CallEndReason> {
+        self.end_reason.as_deref().and_then(CallEndReason::parse)
+    }
+
+    async fn caller(&self, ctx: &Context<'_>) -> AppResult<User> {
+        load_user(ctx, self.caller_id).await
+    }
+
+    async fn callee(&self, ctx: &Context<'_>) -> AppResult<User> {
+        load_user(ctx, self.callee_id).await
+    }
+
+    async fn doctor(&self, ctx: &Context<'_>) -> AppResult<Doctor> {
+        load_doctor(ctx, self.doctor_id).await
+    }
+
+    async fn patient(&self, ctx: &Context<'_>) -> AppResult<User> {
+        load_user(ctx, self.patient_id).await
+    }
+
+    /// The appointment this call is for, if any.
+    async fn appointment(&self, ctx: &Context<'_>) -> AppResult<Option<Appointment>> {
+        match self.appointment_id {
+            Some(id) => Ok(Some(
+                appointments::service::get(state(ctx), viewer(ctx).await?, id).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    async fn answered_at(&self) -> Option<DateTime<Utc>> {
+        self.answered_at
+    }
+
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.ended_at
+    }
+
+    /// Seconds from the answer to the end, once both happened.
+    async fn duration_seconds(&self) -> Option<i64> {
+        Some((self.ended_at? - self.answered_at?).num_seconds())
+    }
+}
+
+#[Object]
+impl CallEvent {
+    async fn kind(&self) -> CallEventKind {
+        self.kind
+    }
+
+    async fn call(&self) -> &Call {
+        &self.call
+    }
+}
+
+#[Object]
+impl Signal {
+    async fn call_id(&self) -> ID {
+        ID(self.call_id.to_string())
+    }
+
+    /// The sender's user id.
+    async fn from(&self) -> ID {
+        ID(self.from.to_string())
+    }
+
+    async fn kind(&self) -> SignalKind {
+        self.kind
+    }
+
+    async fn sdp(&self) -> Option<&str> {
+        self.sdp.as_deref()
+    }
+
+    async fn candidate(&self) -> Option<&IceCandidate> {
+        self.candidate.as_ref()
+    }
+
+    async fn audio_enabled(&self) -> Option<bool> {
+        self.audio_enabled
+    }
+
+    async fn video_enabled(&self) -> Option<bool> {
+        self.video_enabled
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+}
+
+#[Object]
+impl DoctorStatusEvent {
+    async fn doctor(&self, ctx: &Context<'_>) -> AppResult<Doctor> {
+        load_doctor(ctx, self.doctor_id).await
+    }
+
+    async fn status(&self) -> DoctorStatus {
+        self.status
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+}

@@ -1,0 +1,7 @@
+//! Calls between a patient and a doctor: doctors' availability, ringing, answering, ending,
+//! and the WebRTC signaling relay between the two participants.
+
+pub mod graphql;
+pub mod model;
+mod repo;
+pub mod service;

@@ -1,0 +1,189 @@
+use async_graphql::{Enum, ID, InputObject, OneofObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::db::UnknownValue;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallStatus {
+    Ringing,
+    Active,
+    Ended,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ringing => "RINGING",
+            Self::Active => "ACTIVE",
+            Self::Ended => "ENDED",
+        }
+    }
+}
+
+impl TryFrom<String> for CallStatus {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Ok(match value.as_str() {
+            "RINGING" => Self::Ringing,
+            "ACTIVE" => Self::Active,
+            "ENDED" => Self::Ended,
+            _ => return Err(UnknownValue::new(value)),
+        })
+    }
+}
+
+/// How a call ended.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallEndReason {
+    /// The callee declined.
+    Declined,
+    /// The caller hung up before an answer.
+    Cancelled,
+    /// Nobody answered in time.
+    Missed,
+    /// A participant hung up.
+    Hangup,
+    /// A participant's connection was lost and did not come back.
+    Dropped,
+}
+
+impl CallEndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Declined => "DECLINED",
+            Self::Cancelled => "CANCELLED",
+            Self::Missed => "MISSED",
+            Self::Hangup => "HANGUP",
+            Self::Dropped => "DROPPED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "DECLINED" => Self::Declined,
+            "CANCELLED" => Self::Cancelled,
+            "MISSED" => Self::Missed,
+            "HANGUP" => Self::Hangup,
+            "DROPPED" => Self::Dropped,
+            _ => return None,
+        })
+    }
+
+    /// The event both participants receive when a call ends this way.
+    pub fn event(self) -> CallEventKind {
+        match self {
+            Self::Declined => CallEventKind::Declined,
+            Self::Cancelled => CallEventKind::Cancelled,
+            Self::Missed => CallEventKind::Missed,
+            Self::Hangup | Self::Dropped => CallEventKind::Ended,
+        }
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Call {
+    pub id: Uuid,
+    pub doctor_id: Uuid,
+    pub doctor_user_id: Uuid,
+    pub patient_id: Uuid,
+    pub caller_id: Uuid,
+    pub callee_id: Uuid,
+    pub appointment_id: Option<Uuid>,
+    #[sqlx(try_from = "String")]
+    pub status: CallStatus,
+    pub end_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl Call {
+    pub fn is_live(&self) -> bool {
+        matches!(self.status, CallStatus::Ringing | CallStatus::Active)
+    }
+
+    pub fn has_participant(&self, user_id: Uuid) -> bool {
+        self.caller_id == user_id || self.callee_id == user_id
+    }
+
+    /// The participant who is not `user_id`.
+    pub fn other(&self, user_id: Uuid) -> Uuid {
+        if self.caller_id == user_id {
+            self.callee_id
+        } else {
+            self.caller_id
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallEventKind {
+    /// Someone is calling you.
+    Incoming,
+    Accepted,
+    Declined,
+    Cancelled,
+    Missed,
+    Ended,
+}
+
+#[derive(Clone, Debug)]
+pub struct CallEvent {
+    pub kind: CallEventKind,
+    pub call: Call,
+}
+
+#[derive(OneofObject)]
+pub enum StartCallInput {
+    /// Call an ONLINE doctor now (patients only).
+    DoctorId(ID),
+    /// Call the other party of a confirmed appointment, from 10 minutes before its start.
+    AppointmentId(ID),
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalKind {
+    Offer,
+    Answer,
+    IceCandidate,
+    Renegotiate,
+    /// Microphone or camera turned on or off.
+    MediaState,
+}
+
+#[derive(SimpleObject, InputObject, Clone, Debug)]
+#[graphql(input_name = "IceCandidateInput")]
+pub struct IceCandidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_m_line_index: Option<i32>,
+    pub username_fragment: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct SendSignalInput {
+    pub call_id: ID,
+    pub kind: SignalKind,
+    /// For OFFER, ANSWER and RENEGOTIATE; at most 64 KiB.
+    pub sdp: Option<String>,
+    /// For ICE_CANDIDATE.
+    pub candidate: Option<IceCandidate>,
+    /// For MEDIA_STATE.
+    pub audio_enabled: Option<bool>,
+    pub video_enabled: Option<bool>,
+}
+
+/// A signaling message on its way from one participant to the other; never stored.
+#[derive(Clone, Debug)]
+pub struct Signal {
+    pub call_id: Uuid,
+    pub from: Uuid,
+    pub kind: SignalKind,
+    pub sdp: Option<String>,
+    pub candidate: Option<IceCandidate>,
+    pub audio_enabled: Option<bool>,
+    pub video_enabled: Option<bool>,
+    pub at: DateTime<Utc>,
+}

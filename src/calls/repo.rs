@@ -1,0 +1,111 @@
+//! SQL for calls.
+
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use super::model::{Call, CallEndReason, CallStatus};
+use crate::db::{Db, is_unique_violation};
+use crate::with_db;
+
+const COLUMNS: &str = "id, doctor_id, doctor_user_id, patient_id, caller_id, callee_id, \
+    appointment_id, status, end_reason, created_at, answered_at, ended_at";
+
+/// Stores a ringing call; `None` if the doctor or the patient already has a live call (the
+/// partial unique indexes decide, whatever instance the other call started on).
+pub async fn insert(db: &Db, call: &Call) -> sqlx::Result<Option<Call>> {
+    let sql = format!(
+        "INSERT INTO calls (id, doctor_id, doctor_user_id, patient_id, caller_id, callee_id, \
+         appointment_id, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'RINGING', $8) \
+         RETURNING {COLUMNS}"
+    );
+    let inserted = with_db!(db, pool => sqlx::query_as::<_, Call>(sqlx::AssertSqlSafe(sql))
+        .bind(call.id)
+        .bind(call.doctor_id)
+        .bind(call.doctor_user_id)
+        .bind(call.patient_id)
+        .bind(call.caller_id)
+        .bind(call.callee_id)
+        .bind(call.appointment_id)
+        .bind(call.created_at)
+        .fetch_one(pool)
+        .await);
+    match inserted {
+        Ok(call) => Ok(Some(call)),
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<Call>> {
+    let sql = format!("SELECT {COLUMNS} FROM calls WHERE id = $1");
+    with_db!(db, pool => sqlx::query_as::<_, Call>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+}
+
+/// RINGING to ACTIVE; `None` if the call was not ringing any more.
+pub async fn answer(db: &Db, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<Option<Call>> {
+    let sql = format!(
+        "UPDATE calls SET status = 'ACTIVE', answered_at = $2 WHERE id = $1 AND status = 'RINGING' \
+         RETURNING {COLUMNS}"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, Call>(sqlx::AssertSqlSafe(sql)).bind(id).bind(now).fetch_optional(pool).await)
+}
+
+/// Ends the call if it is in one of `from`; `None` (and no change) otherwise.
+pub async fn end(
+    db: &Db,
+    id: Uuid,
+    from: &[CallStatus],
+    reason: CallEndReason,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Call>> {
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new("UPDATE calls SET status = 'ENDED', end_reason = ");
+        query.push_bind(reason.as_str()).push(", ended_at = ").push_bind(now);
+        query.push(" WHERE id = ").push_bind(id).push(" AND status IN (");
+        let mut states = query.separated(", ");
+        for state in from {
+            states.push_bind(state.as_str());
+        }
+        query.push(format!(") RETURNING {COLUMNS}"));
+        query.build_query_as::<Call>().fetch_optional(pool).await
+    })
+}
+
+/// The user's live calls (at most one, by the unique indexes, but a doctor is also a user).
+pub async fn live_for(db: &Db, user_id: Uuid) -> sqlx::Result<Vec<Call>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM calls WHERE status <> 'ENDED' AND (caller_id = $1 OR callee_id = $1)"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, Call>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(pool).await)
+}
+
+/// A page of the user's calls, newest first, after (created_at, id).
+pub async fn list_for(
+    db: &Db,
+    user_id: Uuid,
+    after: Option<&(DateTime<Utc>, Uuid)>,
+    limit: usize,
+) -> sqlx::Result<Vec<Call>> {
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM calls WHERE (caller_id = "));
+        query.push_bind(user_id).push(" OR callee_id = ").push_bind(user_id).push(")");
+        if let Some((created_at, id)) = after {
+            query
+                .push(" AND (created_at, id) < (")
+                .push_bind(*created_at)
+                .push(", ")
+                .push_bind(*id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        query.build_query_as::<Call>().fetch_all(pool).await
+    })
+}
+
+pub async fn count_for(db: &Db, user_id: Uuid) -> sqlx::Result<i64> {
+    const SQL: &str = "SELECT COUNT(*) FROM calls WHERE caller_id = $1 OR callee_id = $1";
+    with_db!(db, pool => sqlx::query_scalar(SQL).bind(user_id).fetch_one(pool).await)
+}

@@ -1,0 +1,485 @@
+//! Call rules: who may call whom and when, the life of a call, and the signaling relay.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use uuid::Uuid;
+
+use super::model::{
+    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, SendSignalInput, Signal, SignalKind,
+    StartCallInput,
+};
+use super::repo;
+use crate::appointments;
+use crate::appointments::model::AppointmentStatus;
+use crate::auth::{AuthUser, Role};
+use crate::doctors;
+use crate::error::{AppError, AppResult};
+use crate::graphql::parse_id;
+use crate::pagination::{Page, PageArgs, malformed_cursor};
+use crate::realtime::bus::{Event, Topic};
+use crate::realtime::limiter::Rate;
+use crate::realtime::presence::DoctorStatus;
+use crate::state::AppState;
+
+const SDP_MAX_BYTES: usize = 64 * 1024;
+const CANDIDATE_MAX_BYTES: usize = 4 * 1024;
+/// Enough for a burst of ICE candidates and renegotiations; far below a flood.
+const SIGNAL_RATE: Rate = Rate {
+    per_second: 50.0,
+    burst: 200.0,
+};
+
+/// A doctor's own choice of ONLINE or OFFLINE; BUSY belongs to calls.
+pub async fn set_doctor_status(
+    state: &AppState,
+    viewer: AuthUser,
+    status: DoctorStatus,
+) -> AppResult<DoctorStatus> {
+    let doctor = doctors::service::own_profile(state, viewer)
+        .await?
+        .ok_or_else(|| AppError::not_found("you have no doctor profile yet"))?;
+    if doctor.verification_status != doctors::model::VerificationStatus::Approved {
+        return Err(AppError::forbidden("only approved doctors can go online"));
+    }
+    let available = match status {
+        DoctorStatus::Online => true,
+        DoctorStatus::Offline => false,
+        DoctorStatus::Busy => {
+            return Err(AppError::bad_input(
+                "status",
+                "BUSY is set by calls; choose ONLINE or OFFLINE",
+            ));
+        }
+    };
+    state
+        .realtime
+        .presence
+        .set_available(doctor.id, viewer.id, available)
+        .map_err(|_| AppError::state_conflict("connect to /graphql/ws before going online"))
+}
+
+pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) -> AppResult<Call> {
+    let now = state.clock.now();
+    let call = match input {
+        StartCallInput::DoctorId(id) => {
+            viewer.require(Role::Patient)?;
+            let doctor = doctors::service::get(state, None, parse_id(&id, "doctorId")?).await?;
+            match state.realtime.presence.status(doctor.id, doctor.user_id) {
+                DoctorStatus::Online => {}
+                DoctorStatus::Busy => return Err(busy()),
+                DoctorStatus::Offline => {
+                    return Err(AppError::state_conflict("the doctor is not online"));
+                }
+            }
+            new_call(
+                doctor.id,
+                doctor.user_id,
+                viewer.id,
+                viewer.id,
+                doctor.user_id,
+                None,
+                now,
+            )
+        }
+        StartCallInput::AppointmentId(id) => {
+            let appointment =
+                appointments::service::get(state, viewer, parse_id(&id, "appointmentId")?).await?;
+            if !matches!(
+                appointment.status,
+                AppointmentStatus::Confirmed | AppointmentStatus::InProgress
+            ) {
+                return Err(AppError::state_conflict(
+                    "only a confirmed appointment can be called",
+                ));
+            }
+            if now < appointment.starts_at - appointments::service::EARLY_START
+                || now >= appointment.ends_at
+            {
+                return Err(AppError::state_conflict(
+                    "an appointment can be called from 10 minutes before its start until its end",
+                ));
+            }
+            let doctor = doctors::service::find_many(state, &[appointment.doctor_id])
+                .await?
+                .remove(&appointment.doctor_id)
+                .ok_or_else(|| AppError::not_found("the appointment's doctor no longer exists"))?;
+            let callee = if viewer.id == appointment.patient_id {
+                doctor.user_id
+            } else if viewer.id == doctor.user_id {
+                appointment.patient_id
+            } else {
+                return Err(AppError::forbidden(
+                    "only the appointment's patient and doctor can call",
+                ));
+            };
+            new_call(
+                doctor.id,
+                doctor.user_id,
+                appointment.patient_id,
+                viewer.id,
+                callee,
+                Some(appointment.id),
+                now,
+            )
+        }
+    };
+    let call = repo::insert(&state.db, &call).await?.ok_or_else(busy)?;
+    remember(state, &call);
+    state
+        .realtime
+        .presence
+        .set_busy(call.doctor_id, call.doctor_user_id, true);
+    publish(state, call.callee_id, CallEventKind::Incoming, &call);
+    let (state, id) = (state.clone(), call.id);
+    let ring = Duration::from_secs(state.config.ring_timeout_secs);
+    tokio::spawn(async move {
+        tokio::time::sleep(ring).await;
+        if let Err(e) = finish(&state, id, &[CallStatus::Ringing], CallEndReason::Missed).await {
+            tracing::warn!(call = %id, error = ?e.message(), "ring timeout failed");
+        }
+    });
+    Ok(call)
+}
+
+fn new_call(
+    doctor_id: Uuid,
+    doctor_user_id: Uuid,
+    patient_id: Uuid,
+    caller_id: Uuid,
+    callee_id: Uuid,
+    appointment_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Call {
+    Call {
+        id: Uuid::now_v7(),
+        doctor_id,
+        doctor_user_id,
+        patient_id,
+        caller_id,
+        callee_id,
+        appointment_id,
+        status: CallStatus::Ringing,
+        end_reason: None,
+        created_at: now,
+        answered_at: None,
+        ended_at: None,
+    }
+}
+
+fn busy() -> AppError {
+    AppError::state_conflict("the doctor or the patient is already in a call")
+}
+
+/// The callee accepts or declines a ringing call.
+pub async fn answer(
+    state: &AppState,
+    viewer: AuthUser,
+    call_id: Uuid,
+    accept: bool,
+) -> AppResult<Call> {
+    let call = participant_call(state, viewer, call_id).await?;
+    if call.callee_id != viewer.id {
+        return Err(AppError::forbidden("only the person called can answer"));
+    }
+    if !accept {
+        return finish(
+            state,
+            call_id,
+            &[CallStatus::Ringing],
+            CallEndReason::Declined,
+        )
+        .await?
+        .ok_or_else(not_ringing);
+    }
+    let call = repo::answer(&state.db, call_id, state.clock.now())
+        .await?
+        .ok_or_else(not_ringing)?;
+    remember(state, &call);
+    if let Some(appointment_id) = call.appointment_id {
+        appointments::service::begin_by_call(state, appointment_id).await?;
+    }
+    publish(state, call.caller_id, CallEventKind::Accepted, &call);
+    publish(state, call.callee_id, CallEventKind::Accepted, &call);
+    Ok(call)
+}
+
+fn not_ringing() -> AppError {
+    AppError::state_conflict("the call is not ringing any more")
+}
+
+/// The caller hangs up before an answer.
+pub async fn cancel(state: &AppState, viewer: AuthUser, call_id: Uuid) -> AppResult<Call> {
+    let call = participant_call(state, viewer, call_id).await?;
+    if call.caller_id != viewer.id {
+        return Err(AppError::forbidden(
+            "only the caller can cancel; the callee declines",
+        ));
+    }
+    finish(
+        state,
+        call_id,
+        &[CallStatus::Ringing],
+        CallEndReason::Cancelled,
+    )
+    .await?
+    .ok_or_else(not_ringing)
+}
+
+/// Either participant hangs up.
+pub async fn end(state: &AppState, viewer: AuthUser, call_id: Uuid) -> AppResult<Call> {
+    participant_call(state, viewer, call_id).await?;
+    finish(
+        state,
+        call_id,
+        &[CallStatus::Ringing, CallStatus::Active],
+        CallEndReason::Hangup,
+    )
+    .await?
+    .ok_or_else(|| AppError::state_conflict("the call has already ended"))
+}
+
+/// Ends the call if it is in one of `from`: frees the doctor and tells both participants.
+async fn finish(
+    state: &AppState,
+    call_id: Uuid,
+    from: &[CallStatus],
+    reason: CallEndReason,
+) -> AppResult<Option<Call>> {
+    let Some(call) = repo::end(&state.db, call_id, from, reason, state.clock.now()).await? else {
+        return Ok(None);
+    };
+    forget(state, call_id);
+    state
+        .realtime
+        .presence
+        .set_busy(call.doctor_id, call.doctor_user_id, false);
+    publish(state, call.caller_id, reason.event(), &call);
+    publish(state, call.callee_id, reason.event(), &call);
+    Ok(Some(call))
+}
+
+/// A participant's last connection closed: after a grace period for reconnecting, their live
+/// calls end as DROPPED.
+pub fn connection_lost(state: &AppState, user_id: Uuid) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(state.config.call_grace_secs)).await;
+        if state.realtime.presence.is_connected(user_id) {
+            return;
+        }
+        let calls = match repo::live_for(&state.db, user_id).await {
+            Ok(calls) => calls,
+            Err(e) => {
+                tracing::warn!(user = %user_id, error = %e, "cannot look up calls of a lost connection");
+                return;
+            }
+        };
+        for call in calls {
+            let from = [CallStatus::Ringing, CallStatus::Active];
+            if let Err(e) = finish(&state, call.id, &from, CallEndReason::Dropped).await {
+                tracing::warn!(call = %call.id, error = ?e.message(), "cannot end a dropped call");
+            }
+        }
+    });
+}
+
+/// The call, if the viewer takes part in it; FORBIDDEN otherwise.
+async fn participant_call(state: &AppState, viewer: AuthUser, call_id: Uuid) -> AppResult<Call> {
+    let call = match live(state, call_id) {
+        Some(call) => call,
+        None => repo::find(&state.db, call_id)
+            .await?
+            .ok_or_else(forbidden)?,
+    };
+    if call.has_participant(viewer.id) {
+        Ok(call)
+    } else {
+        Err(forbidden())
+    }
+}
+
+fn forbidden() -> AppError {
+    AppError::forbidden("only the two participants of a call can do this")
+}
+
+fn live(state: &AppState, call_id: Uuid) -> Option<Call> {
+    let calls = state
+        .realtime
+        .live_calls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    calls.get(&call_id).cloned()
+}
+
+fn remember(state: &AppState, call: &Call) {
+    let mut calls = state
+        .realtime
+        .live_calls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    calls.insert(call.id, call.clone());
+}
+
+fn forget(state: &AppState, call_id: Uuid) {
+    let mut calls = state
+        .realtime
+        .live_calls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    calls.remove(&call_id);
+}
+
+fn publish(state: &AppState, user_id: Uuid, kind: CallEventKind, call: &Call) {
+    state.realtime.bus.publish(
+        Topic::User(user_id),
+        Event::Call(CallEvent {
+            kind,
+            call: call.clone(),
+        }),
+    );
+}
+
+/// Relays a signal to the other participant of a ringing or active call. Nothing is stored.
+pub async fn send_signal(
+    state: &AppState,
+    viewer: AuthUser,
+    input: SendSignalInput,
+) -> AppResult<bool> {
+    let call_id = parse_id(&input.call_id, "callId")?;
+    check_signal(&input)?;
+    if !state
+        .realtime
+        .limiter
+        .allow(viewer.id, "signal", SIGNAL_RATE)
+    {
+        return Err(AppError::rate_limited("too many signals; slow down"));
+    }
+    let call = participant_call(state, viewer, call_id).await?;
+    if !call.is_live() {
+        return Err(AppError::state_conflict("the call has ended"));
+    }
+    let signal = Signal {
+        call_id,
+        from: viewer.id,
+        kind: input.kind,
+        sdp: input.sdp,
+        candidate: input.candidate,
+        audio_enabled: input.audio_enabled,
+        video_enabled: input.video_enabled,
+        at: Utc::now(),
+    };
+    state.realtime.bus.publish(
+        Topic::User(call.other(viewer.id)),
+        Event::Signal(Box::new(signal)),
+    );
+    Ok(true)
+}
+
+fn check_signal(input: &SendSignalInput) -> AppResult<()> {
+    if input
+        .sdp
+        .as_ref()
+        .is_some_and(|sdp| sdp.len() > SDP_MAX_BYTES)
+    {
+        return Err(AppError::bad_input("sdp", "an SDP may be at most 64 KiB"));
+    }
+    if input
+        .candidate
+        .as_ref()
+        .is_some_and(|c| c.candidate.len() > CANDIDATE_MAX_BYTES)
+    {
+        return Err(AppError::bad_input(
+            "candidate",
+            "an ICE candidate may be at most 4 KiB",
+        ));
+    }
+    let missing = match input.kind {
+        SignalKind::Offer | SignalKind::Answer | SignalKind::Renegotiate => {
+            input.sdp.is_none().then_some("sdp")
+        }
+        SignalKind::IceCandidate => input.candidate.is_none().then_some("candidate"),
+        SignalKind::MediaState => (input.audio_enabled.is_none() && input.video_enabled.is_none())
+            .then_some("audioEnabled"),
+    };
+    match missing {
+        Some(field) => Err(AppError::bad_input(
+            field,
+            format!("a {:?} signal needs {field}", input.kind),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The signals the other participant sends on this call, until it ends.
+pub async fn signals(
+    state: &AppState,
+    viewer: AuthUser,
+    call_id: Uuid,
+) -> AppResult<BoxStream<'static, Signal>> {
+    let call = participant_call(state, viewer, call_id).await?;
+    if !call.is_live() {
+        return Err(AppError::state_conflict("the call has ended"));
+    }
+    let events = state.realtime.bus.subscribe(Topic::User(viewer.id));
+    Ok(events
+        .take_while(move |event| {
+            let ended =
+                matches!(event, Event::Call(e) if e.call.id == call_id && !e.call.is_live());
+            std::future::ready(!ended)
+        })
+        .filter_map(move |event| {
+            std::future::ready(match event {
+                Event::Signal(signal) if signal.call_id == call_id => Some(*signal),
+                _ => None,
+            })
+        })
+        .boxed())
+}
+
+/// The viewer's own call events.
+pub fn call_events(state: &AppState, viewer: AuthUser) -> BoxStream<'static, CallEvent> {
+    state
+        .realtime
+        .bus
+        .subscribe(Topic::User(viewer.id))
+        .filter_map(|event| {
+            std::future::ready(match event {
+                Event::Call(event) => Some(event),
+                _ => None,
+            })
+        })
+        .boxed()
+}
+
+/// The viewer's calls, newest first.
+pub async fn my_calls(
+    state: &AppState,
+    viewer: AuthUser,
+    args: &PageArgs,
+) -> AppResult<Page<Call>> {
+    let after = args
+        .after
+        .as_deref()
+        .map(|cursor| {
+            let (at, id) = cursor.split_once('|').ok_or_else(malformed_cursor)?;
+            let at = DateTime::parse_from_rfc3339(at).map_err(|_| malformed_cursor())?;
+            let id = Uuid::parse_str(id).map_err(|_| malformed_cursor())?;
+            Ok::<_, AppError>((at.with_timezone(&Utc), id))
+        })
+        .transpose()?;
+    let rows = repo::list_for(&state.db, viewer.id, after.as_ref(), args.fetch_limit()).await?;
+    Ok(Page::from_rows(rows, args, |c| {
+        format!(
+            "{}|{}",
+            c.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            c.id
+        )
+    }))
+}
+
+pub async fn count_calls(state: &AppState, user_id: Uuid) -> AppResult<i64> {
+    Ok(repo::count_for(&state.db, user_id).await?)
+}

@@ -1,0 +1,246 @@
+//! `/graphql/ws`: the graphql-transport-ws protocol, written out so that every close code is
+//! the protocol's, the server pings, and a revoked user's sockets can be closed from outside.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::Response;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response as HttpResponse;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+use tokio_stream::StreamMap;
+
+use super::HttpState;
+use crate::auth::AuthUser;
+use crate::calls;
+use crate::graphql::context::Session;
+use crate::graphql::{complete_errors, with_request_data};
+use crate::realtime::presence::Connection;
+use crate::realtime::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, close, init_token};
+use crate::users;
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<HttpState>) -> HttpResponse {
+    ws.protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| serve(socket, state))
+}
+
+/// What one operation yields on the socket.
+enum Outgoing {
+    Response(Box<Response>),
+    Done,
+}
+
+enum Incoming {
+    Message(ClientMessage),
+    Invalid(&'static str),
+    Closed,
+    Ignored,
+}
+
+fn read(message: Option<Result<Message, axum::Error>>) -> Incoming {
+    match message {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Incoming::Closed,
+        Some(Ok(Message::Text(text))) => match serde_json::from_str(text.as_str()) {
+            Ok(message) => Incoming::Message(message),
+            Err(_) => Incoming::Invalid("Invalid message received"),
+        },
+        Some(Ok(Message::Binary(_))) => Incoming::Invalid("Binary messages are not supported"),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Ignored,
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
+    match serde_json::to_string(message) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Closes with `code`; the reason is cut to the 123 bytes a close frame allows.
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&reason[..end]),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn serve(mut socket: WebSocket, state: HttpState) {
+    let config = state.app.config.clone();
+    let Some(user) = handshake(
+        &mut socket,
+        &state,
+        Duration::from_secs(config.ws_init_timeout_secs),
+    )
+    .await
+    else {
+        return;
+    };
+    let presence = state.app.realtime.presence.clone();
+    let Connection { id, mut kicked, .. } = presence.connect(user.id);
+    if send(&mut socket, &ServerMessage::ConnectionAck).await {
+        run(
+            &mut socket,
+            &state,
+            user,
+            &mut kicked,
+            Duration::from_secs(config.ws_ping_interval_secs),
+        )
+        .await;
+    }
+    if presence.disconnect(user.id, id) {
+        calls::service::connection_lost(&state.app, user.id);
+    }
+}
+
+/// Waits for `connection_init` and checks its token; `None` after closing the socket.
+async fn handshake(
+    socket: &mut WebSocket,
+    state: &HttpState,
+    timeout: Duration,
+) -> Option<AuthUser> {
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => {
+                close_with(socket, close::INIT_TIMEOUT, "Connection initialisation timeout").await;
+                return None;
+            }
+            message = socket.recv() => match read(message) {
+                Incoming::Closed => return None,
+                Incoming::Ignored => {}
+                Incoming::Invalid(reason) => {
+                    close_with(socket, close::BAD_MESSAGE, reason).await;
+                    return None;
+                }
+                Incoming::Message(ClientMessage::ConnectionInit { payload }) => {
+                    match authenticate(state, payload.as_ref()).await {
+                        Some(user) => return Some(user),
+                        None => {
+                            close_with(socket, close::FORBIDDEN, "Forbidden").await;
+                            return None;
+                        }
+                    }
+                }
+                Incoming::Message(ClientMessage::Ping { .. }) => {
+                    send(socket, &ServerMessage::Pong).await;
+                }
+                Incoming::Message(ClientMessage::Pong { .. }) => {}
+                Incoming::Message(ClientMessage::Subscribe { .. } | ClientMessage::Complete { .. }) => {
+                    close_with(socket, close::UNAUTHORIZED, "Unauthorized").await;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+async fn authenticate(state: &HttpState, payload: Option<&serde_json::Value>) -> Option<AuthUser> {
+    let token = init_token(payload)?;
+    let claims = state.app.tokens.decode_access(&token).ok()?;
+    users::service::authenticate(&state.app, &claims).await.ok()
+}
+
+async fn run(
+    socket: &mut WebSocket,
+    state: &HttpState,
+    user: AuthUser,
+    kicked: &mut tokio::sync::oneshot::Receiver<()>,
+    ping_every: Duration,
+) {
+    let session = Arc::new(Session::authenticated(user));
+    let request_id = format!("ws-{}", uuid::Uuid::now_v7());
+    let mut operations: StreamMap<String, BoxStream<'static, Outgoing>> = StreamMap::new();
+    let mut ping = tokio::time::interval(ping_every);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        // Biased: operations are driven until they are all pending before the next client
+        // message is read, so a subscription is listening before anything sent after it runs.
+        tokio::select! {
+            biased;
+            _ = &mut *kicked => {
+                close_with(socket, close::FORBIDDEN, "Forbidden").await;
+                return;
+            }
+            Some((id, outgoing)) = operations.next(), if !operations.is_empty() => {
+                let sent = match outgoing {
+                    Outgoing::Response(mut response) => {
+                        complete_errors(&mut response, &request_id);
+                        if is_request_error(&response) {
+                            operations.remove(&id);
+                            send(socket, &ServerMessage::Error { id: &id, payload: &response.errors }).await
+                        } else {
+                            send(socket, &ServerMessage::Next { id: &id, payload: &response }).await
+                        }
+                    }
+                    Outgoing::Done => send(socket, &ServerMessage::Complete { id: &id }).await,
+                };
+                if !sent {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 3 {
+                    close_with(socket, close::GOING_AWAY, "No answer to pings").await;
+                    return;
+                }
+                if !send(socket, &ServerMessage::Ping).await {
+                    return;
+                }
+            }
+            message = socket.recv() => {
+                last_heard = Instant::now();
+                match read(message) {
+                    Incoming::Closed => return,
+                    Incoming::Ignored => {}
+                    Incoming::Invalid(reason) => {
+                        close_with(socket, close::BAD_MESSAGE, reason).await;
+                        return;
+                    }
+                    Incoming::Message(ClientMessage::ConnectionInit { .. }) => {
+                        close_with(socket, close::TOO_MANY_INITS, "Too many initialisation requests").await;
+                        return;
+                    }
+                    Incoming::Message(ClientMessage::Ping { .. }) => {
+                        if !send(socket, &ServerMessage::Pong).await {
+                            return;
+                        }
+                    }
+                    Incoming::Message(ClientMessage::Pong { .. }) => {}
+                    Incoming::Message(ClientMessage::Subscribe { id, payload }) => {
+                        if operations.contains_key(&id) {
+                            close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
+                            return;
+                        }
+                        let request = with_request_data(*payload, &state.app, session.clone());
+                        let responses = state
+                            .schema
+                            .execute_stream(request)
+                            .map(|r| Outgoing::Response(Box::new(r)))
+                            .chain(stream::once(async { Outgoing::Done }));
+                        operations.insert(id, responses.boxed());
+                    }
+                    Incoming::Message(ClientMessage::Complete { id }) => {
+                        operations.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A failure before execution (parse, validation, or a subscription refused at its start)
+/// goes out as the protocol's `error` message instead of `next`.
+fn is_request_error(response: &Response) -> bool {
+    !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| e.path.is_empty())
+}

@@ -1,0 +1,59 @@
+use async_graphql::{Context, Object, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use super::{Notification, NotificationKind};
+use crate::appointments;
+use crate::appointments::model::Appointment;
+use crate::error::AppResult;
+use crate::graphql::context::{state, viewer};
+use crate::realtime::bus::{Event, Topic};
+
+#[derive(Default)]
+pub struct NotificationsSubscription;
+
+#[Subscription]
+impl NotificationsSubscription {
+    /// Your notifications as they happen.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = Notification>> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)
+            .realtime
+            .bus
+            .subscribe(Topic::User(viewer.id))
+            .filter_map(|event| {
+                std::future::ready(match event {
+                    Event::Notification(notification) => Some(notification),
+                    _ => None,
+                })
+            }))
+    }
+}
+
+#[Object]
+impl Notification {
+    async fn kind(&self) -> NotificationKind {
+        self.kind
+    }
+
+    async fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The appointment it is about, if any.
+    async fn appointment(&self, ctx: &Context<'_>) -> AppResult<Option<Appointment>> {
+        match self.appointment_id {
+            Some(id) => Ok(Some(
+                appointments::service::get(state(ctx), viewer(ctx).await?, id).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+}

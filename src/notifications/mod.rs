@@ -1,0 +1,50 @@
+//! Notifications: short messages to one user about what happened to their appointments,
+//! profile or account, delivered live over the event bus.
+
+pub mod graphql;
+
+use async_graphql::Enum;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::realtime::bus::{Event, Topic};
+use crate::state::AppState;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationKind {
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentRescheduled,
+    AppointmentPaid,
+    DoctorApproved,
+    DoctorRejected,
+    AccountBlocked,
+    AccountUnblocked,
+}
+
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub kind: NotificationKind,
+    pub message: String,
+    pub appointment_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+/// Sends `message` to `user_id`'s open connections.
+pub fn notify(
+    state: &AppState,
+    user_id: Uuid,
+    kind: NotificationKind,
+    message: impl Into<String>,
+    appointment_id: Option<Uuid>,
+) {
+    state.realtime.bus.publish(
+        Topic::User(user_id),
+        Event::Notification(Notification {
+            kind,
+            message: message.into(),
+            appointment_id,
+            at: Utc::now(),
+        }),
+    );
+}

@@ -1,0 +1,177 @@
+//! A raw graphql-transport-ws client over tokio-tungstenite, to test the protocol itself.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::TestApp;
+
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Messages read while waiting for another operation's, kept for their own reader.
+    held: Vec<Value>,
+}
+
+/// What the server did next.
+#[derive(Debug)]
+pub enum Received {
+    Message(Value),
+    Closed(u16, String),
+}
+
+impl TestApp {
+    /// A socket with the protocol negotiated but no `connection_init` sent.
+    pub async fn ws_raw(&self) -> WsClient {
+        let mut request = format!("ws://{}/graphql/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connects");
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        WsClient {
+            socket,
+            held: Vec::new(),
+        }
+    }
+
+    /// A socket past `connection_init` and `connection_ack`.
+    pub async fn ws_client(&self, token: &str) -> WsClient {
+        let mut ws = self.ws_raw().await;
+        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
+            .await;
+        let ack = ws.next_message().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws
+    }
+}
+
+impl WsClient {
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("sent");
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .expect("sent");
+    }
+
+    /// The next protocol message or close, answering server pings on the way.
+    pub async fn receive(&mut self) -> Received {
+        loop {
+            match self.receive_raw().await {
+                Received::Message(message) if message["type"] == "ping" => {
+                    self.send(json!({ "type": "pong" })).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The next protocol message or close, pings included.
+    pub async fn receive_raw(&mut self) -> Received {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("the server answers within 10 s");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Received::Message(
+                        serde_json::from_str(text.as_str()).expect("JSON message"),
+                    );
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Received::Closed(code, reason);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Received::Closed(1006, String::new()),
+            }
+        }
+    }
+
+    pub async fn next_message(&mut self) -> Value {
+        match self.receive().await {
+            Received::Message(message) => message,
+            Received::Closed(code, reason) => panic!("closed with {code} {reason}"),
+        }
+    }
+
+    /// Waits for the close and returns its code.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            match self.receive().await {
+                Received::Closed(code, _) => return code,
+                Received::Message(_) => continue,
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// Runs a query or mutation over the socket and returns its one result (`data`/`errors`).
+    pub async fn execute(&mut self, id: &str, query: &str, variables: Value) -> Value {
+        self.subscribe(id, query, variables).await;
+        let first = self.message_for(id).await;
+        if first["type"] == "next" {
+            let complete = self.message_for(id).await;
+            assert_eq!(complete["type"], "complete", "{complete}");
+        }
+        first["payload"].clone()
+    }
+
+    /// The next message for operation `id`; messages of other operations wait their turn.
+    pub async fn message_for(&mut self, id: &str) -> Value {
+        if let Some(i) = self.held.iter().position(|m| m["id"] == id) {
+            return self.held.remove(i);
+        }
+        loop {
+            let message = self.next_message().await;
+            if message["id"] == id {
+                return message;
+            }
+            self.held.push(message);
+        }
+    }
+
+    /// The next `next` payload's `data` of operation `id`.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        let message = self.message_for(id).await;
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        message["payload"]["data"].clone()
+    }
+
+    /// Makes sure the subscriptions sent so far are listening: the server drives every
+    /// operation until it waits before it reads the next message, so one round trip is enough.
+    pub async fn sync(&mut self) {
+        let reply = self.execute("sync", "{ __typename }", json!({})).await;
+        assert_eq!(reply["data"]["__typename"], "Query");
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
