@@ -39,6 +39,8 @@ pub struct Config {
     pub ring_timeout_secs: u64,
     /// How long a call waits for a participant whose last connection dropped.
     pub call_grace_secs: u64,
+    /// How many lobby messages are kept (the oldest go first).
+    pub lobby_retained_messages: u32,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             ws_ping_interval_secs: 15,
             ring_timeout_secs: 30,
             call_grace_secs: 15,
+            lobby_retained_messages: 1000,
         }
     }
 }
@@ -130,6 +133,10 @@ impl Config {
             ("MEDILINK_WS_PING_INTERVAL_SECS", self.ws_ping_interval_secs),
             ("MEDILINK_RING_TIMEOUT_SECS", self.ring_timeout_secs),
             ("MEDILINK_CALL_GRACE_SECS", self.call_grace_secs),
+            (
+                "MEDILINK_LOBBY_RETAINED_MESSAGES",
+                u64::from(self.lobby_retained_messages),
+            ),
         ] {
             if value == 0 {
                 return bad(setting, "must be at least 1");

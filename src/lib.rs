@@ -4,6 +4,7 @@ mod app;
 pub mod appointments;
 pub mod auth;
 pub mod calls;
+pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -29,6 +29,15 @@ pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<Appointment>> {
     with_db!(db, pool => sqlx::query_as::<_, Appointment>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
+/// Whether `a` and `b` are the patient and the doctor (either way) of some appointment.
+pub async fn shared(db: &Db, a: Uuid, b: Uuid) -> sqlx::Result<bool> {
+    const SQL: &str = "SELECT COUNT(*) FROM appointments ap JOIN doctors d ON d.id = ap.doctor_id \
+        WHERE (ap.patient_id = $1 AND d.user_id = $2) OR (ap.patient_id = $2 AND d.user_id = $1)";
+    let count: i64 =
+        with_db!(db, pool => sqlx::query_scalar(SQL).bind(a).bind(b).fetch_one(pool).await)?;
+    Ok(count > 0)
+}
+
 /// Intervals of the doctor's live appointments that overlap [from, to).
 pub async fn booked(
     db: &Db,

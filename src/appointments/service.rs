@@ -489,6 +489,11 @@ pub async fn reschedule(
     Ok(moved)
 }
 
+/// Whether the two users have an appointment together (in any state), either way round.
+pub async fn share_an_appointment(state: &AppState, a: Uuid, b: Uuid) -> AppResult<bool> {
+    Ok(repo::shared(&state.db, a, b).await?)
+}
+
 /// The viewer's appointments (as patient, or as doctor), soonest first.
 pub async fn list_mine(
     state: &AppState,

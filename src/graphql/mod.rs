@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::appointments::graphql::{AppointmentsMutation, AppointmentsQuery};
 use crate::calls::graphql::{CallsMutation, CallsQuery, CallsSubscription};
+use crate::chat::graphql::{ChatMutation, ChatQuery, ChatSubscription};
 use crate::config::Config;
 use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -24,7 +25,13 @@ use context::Session;
 use loaders::{DoctorLoader, LicenceLoader, ReviewLoader, UserLoader, request_loader};
 
 #[derive(MergedObject, Default)]
-pub struct Query(UsersQuery, DoctorsQuery, AppointmentsQuery, CallsQuery);
+pub struct Query(
+    UsersQuery,
+    DoctorsQuery,
+    AppointmentsQuery,
+    CallsQuery,
+    ChatQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -34,10 +41,15 @@ pub struct Mutation(
     AppointmentsMutation,
     ReviewsMutation,
     CallsMutation,
+    ChatMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(CallsSubscription, NotificationsSubscription);
+pub struct Subscription(
+    CallsSubscription,
+    ChatSubscription,
+    NotificationsSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

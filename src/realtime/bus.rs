@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::presence::DoctorStatusEvent;
 use crate::calls::model::{CallEvent, Signal};
+use crate::chat::model::ChatMessage;
 use crate::notifications::Notification;
 
 /// Where an event goes.
@@ -30,6 +31,7 @@ pub enum Event {
     DoctorStatus(DoctorStatusEvent),
     Call(CallEvent),
     Signal(Box<Signal>),
+    Chat(Box<ChatMessage>),
     Notification(Notification),
 }
 

@@ -321,3 +321,56 @@ impl TestApp {
             .expect("medilink_db_calls_total on /metrics")
     }
 }
+
+impl TestApp {
+    /// An approved doctor open around the clock, and a patient with a confirmed appointment
+    /// with them: (doctor, doctor id, patient, appointment id).
+    pub async fn booked_pair(
+        &self,
+        admin: &Account,
+        licence: &str,
+    ) -> (Account, String, Account, String) {
+        let (doctor, doctor_id) = self
+            .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
+            .await;
+        let weekly: Vec<Value> = [
+            "MONDAY",
+            "TUESDAY",
+            "WEDNESDAY",
+            "THURSDAY",
+            "FRIDAY",
+            "SATURDAY",
+            "SUNDAY",
+        ]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "23:59" }))
+        .collect();
+        self.ok(
+            "mutation($input: ScheduleInput!) { setSchedule(input: $input) { slotMinutes } }",
+            json!({ "input": { "timeZone": "UTC", "slotMinutes": 30, "minNoticeMinutes": 0, "weekly": weekly } }),
+            Some(&doctor.access),
+        )
+        .await;
+        let today = self.clock.now().date_naive();
+        let slots = self
+            .ok(
+                "query($d: ID!, $f: Date!, $t: Date!) { availableSlots(doctorId: $d, from: $f, to: $t) { startsAt } }",
+                json!({ "d": doctor_id, "f": today.to_string(), "t": (today + chrono::Duration::days(2)).to_string() }),
+                None,
+            )
+            .await;
+        let patient = self.register_patient().await;
+        let booked = self
+            .ok(
+                "mutation($input: BookAppointmentInput!) { bookAppointment(input: $input) { id } }",
+                json!({ "input": { "doctorId": doctor_id, "startsAt": slots["availableSlots"][0]["startsAt"] } }),
+                Some(&patient.access),
+            )
+            .await;
+        let appointment = booked["bookAppointment"]["id"]
+            .as_str()
+            .expect("booked")
+            .to_owned();
+        (doctor, doctor_id, patient, appointment)
+    }
+}

@@ -1,0 +1,203 @@
+//! Chat rules: who may read and write which channel, body limits, rate limits, retention.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use uuid::Uuid;
+
+use super::model::{ChatChannelInput, ChatMessage};
+use super::repo;
+use crate::appointments;
+use crate::auth::{AuthUser, Role};
+use crate::doctors;
+use crate::error::{AppError, AppResult};
+use crate::graphql::parse_id;
+use crate::pagination::{Page, encode_cursor, malformed_cursor};
+use crate::realtime::bus::{Event, Topic};
+use crate::realtime::limiter::Rate;
+use crate::state::AppState;
+use crate::users;
+
+const BODY_MAX_CHARS: usize = 4000;
+const MESSAGE_RATE: Rate = Rate {
+    per_second: 2.0,
+    burst: 10.0,
+};
+const MAX_PAGE: usize = 100;
+
+/// The key of a channel the viewer may use; FORBIDDEN (or NOT_FOUND) otherwise.
+pub async fn channel(
+    state: &AppState,
+    viewer: AuthUser,
+    channel: &ChatChannelInput,
+) -> AppResult<String> {
+    match channel {
+        ChatChannelInput::Lobby(true) => Ok("lobby".into()),
+        ChatChannelInput::Lobby(false) => Err(AppError::bad_input(
+            "channel",
+            "pass lobby: true for the lobby",
+        )),
+        ChatChannelInput::AppointmentId(id) => {
+            let appointment =
+                appointments::service::get(state, viewer, parse_id(id, "appointmentId")?).await?;
+            let doctor_user = doctor_user(state, appointment.doctor_id).await?;
+            if viewer.id != appointment.patient_id && viewer.id != doctor_user {
+                return Err(AppError::forbidden(
+                    "only the appointment's doctor and patient can use its chat",
+                ));
+            }
+            Ok(format!("appointment:{}", appointment.id))
+        }
+        ChatChannelInput::UserId(id) => {
+            let other = parse_id(id, "userId")?;
+            if other == viewer.id {
+                return Err(AppError::bad_input("userId", "that is you"));
+            }
+            let other_user = users::service::find_many(state, &[other])
+                .await?
+                .remove(&other)
+                .ok_or_else(|| AppError::not_found("no user has this id").with_field("userId"))?;
+            let allowed = viewer.is_admin()
+                || other_user.role == Role::Admin
+                || appointments::service::share_an_appointment(state, viewer.id, other).await?;
+            if !allowed {
+                return Err(AppError::forbidden(
+                    "you can message people you share an appointment with",
+                ));
+            }
+            let (a, b) = if viewer.id < other {
+                (viewer.id, other)
+            } else {
+                (other, viewer.id)
+            };
+            Ok(format!("direct:{a}:{b}"))
+        }
+    }
+}
+
+async fn doctor_user(state: &AppState, doctor_id: Uuid) -> AppResult<Uuid> {
+    doctors::service::find_many(state, &[doctor_id])
+        .await?
+        .remove(&doctor_id)
+        .map(|d| d.user_id)
+        .ok_or_else(|| AppError::not_found("the doctor no longer exists"))
+}
+
+pub async fn send(
+    state: &AppState,
+    viewer: AuthUser,
+    channel_input: &ChatChannelInput,
+    body: &str,
+) -> AppResult<ChatMessage> {
+    let body = body.trim();
+    let chars = body.chars().count();
+    if chars == 0 || chars > BODY_MAX_CHARS {
+        return Err(AppError::bad_input(
+            "body",
+            format!("a message has 1 to {BODY_MAX_CHARS} characters"),
+        ));
+    }
+    let channel = channel(state, viewer, channel_input).await?;
+    if !state
+        .realtime
+        .limiter
+        .allow(viewer.id, "chat", MESSAGE_RATE)
+    {
+        return Err(AppError::rate_limited("too many messages; wait a moment"));
+    }
+    let message = ChatMessage {
+        id: Uuid::now_v7(),
+        channel,
+        sender_id: viewer.id,
+        body: body.to_owned(),
+        created_at: state.clock.now(),
+    };
+    let keep =
+        (message.channel == "lobby").then_some(i64::from(state.config.lobby_retained_messages));
+    repo::insert(&state.db, &message, keep).await?;
+    state.realtime.bus.publish(
+        Topic::Chat(message.channel.clone()),
+        Event::Chat(Box::new(message.clone())),
+    );
+    Ok(message)
+}
+
+/// The `last` messages before the cursor `before`, oldest first.
+pub async fn history(
+    state: &AppState,
+    viewer: AuthUser,
+    channel_input: &ChatChannelInput,
+    last: Option<i32>,
+    before: Option<String>,
+) -> AppResult<(String, Page<ChatMessage>)> {
+    let channel = channel(state, viewer, channel_input).await?;
+    let last = match last {
+        None => 20,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_PAGE)
+            .ok_or_else(|| {
+                AppError::bad_input("last", format!("last must be between 0 and {MAX_PAGE}"))
+            })?,
+    };
+    let before_key = before
+        .as_deref()
+        .map(|cursor| {
+            let decoded = crate::pagination::PageArgs::new(None, Some(cursor.to_owned()))?
+                .after
+                .ok_or_else(malformed_cursor)?;
+            let (at, id) = decoded.split_once('|').ok_or_else(malformed_cursor)?;
+            let at = DateTime::parse_from_rfc3339(at).map_err(|_| malformed_cursor())?;
+            let id = Uuid::parse_str(id).map_err(|_| malformed_cursor())?;
+            Ok::<_, AppError>((at.with_timezone(&Utc), id))
+        })
+        .transpose()
+        .map_err(|e| e.with_field("before"))?;
+    let mut rows = repo::before(&state.db, &channel, before_key.as_ref(), last + 1).await?;
+    let has_previous_page = rows.len() > last;
+    rows.truncate(last);
+    rows.reverse();
+    let edges = rows
+        .into_iter()
+        .map(|m| {
+            let cursor = format!(
+                "{}|{}",
+                m.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                m.id
+            );
+            (encode_cursor(&cursor), m)
+        })
+        .collect();
+    Ok((
+        channel,
+        Page {
+            edges,
+            has_previous_page,
+            has_next_page: before.is_some(),
+        },
+    ))
+}
+
+pub async fn count(state: &AppState, channel: &str) -> AppResult<i64> {
+    Ok(repo::count(&state.db, channel).await?)
+}
+
+/// New messages on a channel the viewer may read.
+pub async fn added(
+    state: &AppState,
+    viewer: AuthUser,
+    channel_input: &ChatChannelInput,
+) -> AppResult<BoxStream<'static, ChatMessage>> {
+    let channel = channel(state, viewer, channel_input).await?;
+    Ok(state
+        .realtime
+        .bus
+        .subscribe(Topic::Chat(channel))
+        .filter_map(|event| {
+            std::future::ready(match event {
+                Event::Chat(message) => Some(*message),
+                _ => None,
+            })
+        })
+        .boxed())
+}
