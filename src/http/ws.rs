@@ -35,13 +35,16 @@ enum Outgoing {
 enum Incoming {
     Message(ClientMessage),
     Invalid(&'static str),
+    /// The client closed; the close handshake still needs our reply to be flushed.
+    Closing,
     Closed,
     Ignored,
 }
 
 fn read(message: Option<Result<Message, axum::Error>>) -> Incoming {
     match message {
-        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Incoming::Closed,
+        Some(Ok(Message::Close(_))) => Incoming::Closing,
+        None | Some(Err(_)) => Incoming::Closed,
         Some(Ok(Message::Text(text))) => match serde_json::from_str(text.as_str()) {
             Ok(message) => Incoming::Message(message),
             Err(_) => Incoming::Invalid("Invalid message received"),
@@ -115,6 +118,10 @@ async fn handshake(
             }
             message = socket.recv() => match read(message) {
                 Incoming::Closed => return None,
+                Incoming::Closing => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return None;
+                }
                 Incoming::Ignored => {}
                 Incoming::Invalid(reason) => {
                     close_with(socket, close::BAD_MESSAGE, reason).await;
@@ -200,6 +207,10 @@ async fn run(
                 last_heard = Instant::now();
                 match read(message) {
                     Incoming::Closed => return,
+                    Incoming::Closing => {
+                        let _ = socket.send(Message::Close(None)).await;
+                        return;
+                    }
                     Incoming::Ignored => {}
                     Incoming::Invalid(reason) => {
                         close_with(socket, close::BAD_MESSAGE, reason).await;

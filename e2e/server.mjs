@@ -1,0 +1,97 @@
+// Starts a real MediLink server on a free port with a fresh SQLite database, and offers the
+// GraphQL calls the tests need to set up accounts.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = process.env.MEDILINK_BIN ?? join(here, '..', 'target', 'debug', 'medilink');
+export const PASSWORD = 'correct horse battery';
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), 'medilink-e2e-'));
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    MEDILINK_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
+    MEDILINK_BIND: `127.0.0.1:${port}`,
+    MEDILINK_JWT_SECRET: 'an end-to-end test secret of enough length',
+    MEDILINK_LOG: 'warn',
+  };
+  execFileSync(bin, ['create-admin', '--email', 'admin@example.com'], {
+    env: { ...env, MEDILINK_ADMIN_PASSWORD: PASSWORD },
+    stdio: 'ignore',
+  });
+  const child = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { base, ws: `ws://127.0.0.1:${port}/graphql/ws`, stop: () => child.kill('SIGTERM') };
+}
+
+export async function gql(base, query, variables = {}, token) {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+export async function register(base, role) {
+  const email = `${role.toLowerCase()}-${Math.random().toString(36).slice(2)}@example.com`;
+  const data = await gql(
+    base,
+    'mutation($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }',
+    { input: { email, password: PASSWORD, name: `E2E ${role}`, role } },
+  );
+  return { id: data.register.user.id, token: data.register.accessToken };
+}
+
+/// A registered, approved doctor: { id (user), doctorId, token }.
+export async function approvedDoctor(base) {
+  const doctor = await register(base, 'DOCTOR');
+  const operations = {
+    query: 'mutation($input: DoctorProfileInput!, $licence: Upload!) { submitDoctorProfile(input: $input, licence: $licence) { id } }',
+    variables: {
+      input: {
+        specialization: 'General Practice', qualifications: ['MD'], experienceYears: 5,
+        consultationFee: { amount: 3000, currency: 'EUR' }, languages: ['English'],
+        licenceNumber: `E2E-${Math.random().toString(36).slice(2)}`, bio: 'End-to-end doctor',
+      },
+      licence: null,
+    },
+  };
+  const form = new FormData();
+  form.append('operations', JSON.stringify(operations));
+  form.append('map', JSON.stringify({ 0: ['variables.licence'] }));
+  form.append('0', new Blob(['%PDF-1.4\n%%EOF\n'], { type: 'application/pdf' }), 'licence.pdf');
+  const submitted = await (await fetch(`${base}/graphql`, {
+    method: 'POST', headers: { authorization: `Bearer ${doctor.token}` }, body: form,
+  })).json();
+  if (submitted.errors) throw new Error(JSON.stringify(submitted.errors));
+  const doctorId = submitted.data.submitDoctorProfile.id;
+  const admin = await gql(base, 'mutation { login(input: { email: "admin@example.com", password: "correct horse battery" }) { accessToken } }');
+  await gql(base, 'mutation($id: ID!) { approveDoctor(id: $id) { id } }', { id: doctorId }, admin.login.accessToken);
+  return { ...doctor, doctorId };
+}
