@@ -2,6 +2,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 
@@ -32,6 +34,11 @@ impl PageArgs {
         };
         let after = after.map(|cursor| decode_cursor(&cursor)).transpose()?;
         Ok(Self { first, after })
+    }
+
+    /// `after` read as the cursor of a list in (time, id) order.
+    pub fn after_time_id(&self) -> AppResult<Option<(DateTime<Utc>, Uuid)>> {
+        self.after.as_deref().map(parse_time_id).transpose()
     }
 
     /// How many rows to fetch: one more than the page, to learn whether another page follows.
@@ -73,6 +80,23 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(malformed_cursor)
+}
+
+/// The inner cursor of an item in a list ordered by (time, id).
+pub fn time_id(at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{}|{id}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+pub fn parse_time_id(inner: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
+    let (at, id) = inner.split_once('|').ok_or_else(malformed_cursor)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| malformed_cursor())?;
+    let id = Uuid::parse_str(id).map_err(|_| malformed_cursor())?;
+    Ok((at.with_timezone(&Utc), id))
+}
+
+/// An opaque cursor decoded and read as (time, id).
+pub fn decode_time_id(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
+    parse_time_id(&decode_cursor(cursor)?)
 }
 
 /// The error for a cursor that decodes but does not parse as its domain expects.

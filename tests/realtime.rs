@@ -759,3 +759,61 @@ async fn the_server_pings_and_drops_peers_that_stop_answering() {
     };
     assert_eq!(code, 1001);
 }
+
+#[tokio::test]
+async fn an_appointment_call_rings_in_its_window_and_starts_the_appointment() {
+    let app = fast_app().await;
+    let admin = app.admin().await;
+    let (doctor, _, patient, appointment) = app.booked_pair(&admin, "APPT-CALL").await;
+    const CALL: &str =
+        "mutation($a: ID!) { startCall(input: { appointmentId: $a }) { id status callee { id } } }";
+    const STATUS: &str = "query($a: ID!) { appointment(id: $a) { status startsAt } }";
+    let starts_at: chrono::DateTime<chrono::Utc> = app
+        .ok(STATUS, json!({ "a": appointment }), Some(&patient.access))
+        .await["appointment"]["startsAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    app.clock
+        .shift(starts_at - chrono::Duration::minutes(11) - app.clock.now());
+    let early = app
+        .graphql(CALL, json!({ "a": appointment }), Some(&patient.access))
+        .await;
+    assert_eq!(
+        error_code(&early),
+        Some("CONFLICT"),
+        "more than 10 minutes before: {early}"
+    );
+    let stranger = app.register_patient().await;
+    let intruder = app
+        .graphql(CALL, json!({ "a": appointment }), Some(&stranger.access))
+        .await;
+    assert_eq!(error_code(&intruder), Some("NOT_FOUND"));
+
+    app.clock.shift(chrono::Duration::minutes(2));
+    let mut doctor_ws = app.ws_client(&doctor.access).await;
+    doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    doctor_ws.sync().await;
+    let call = app
+        .ok(CALL, json!({ "a": appointment }), Some(&patient.access))
+        .await;
+    assert_eq!(call["startCall"]["callee"]["id"], doctor.id.as_str());
+    let call_id = call["startCall"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        doctor_ws.next_data("events").await["callEvents"]["kind"],
+        "INCOMING"
+    );
+    doctor_ws
+        .execute(
+            "answer",
+            "mutation($id: ID!) { answerCall(callId: $id, accept: true) { status } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    let status = app
+        .ok(STATUS, json!({ "a": appointment }), Some(&doctor.access))
+        .await;
+    assert_eq!(status["appointment"]["status"], "IN_PROGRESS");
+}

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::model::{
     Appointment, AppointmentFilter, AppointmentStatus, Booking, NewAppointment, Party,
 };
-use crate::db::{Db, is_unique_violation};
+use crate::db::{Db, is_unique_violation, push_list};
 use crate::{transaction, with_db};
 
 const COLUMNS: &str = "id, doctor_id, patient_id, starts_at, ends_at, status, reason, fee_amount, \
@@ -164,12 +164,9 @@ pub async fn transition(
             query.push(", cancelled_by = ").push_bind(by.to_owned());
             query.push(", cancellation_reason = ").push_bind(reason.to_owned());
         }
-        query.push(" WHERE id = ").push_bind(id).push(" AND status IN (");
-        let mut states = query.separated(", ");
-        for state in from {
-            states.push_bind(state.as_str());
-        }
-        query.push(format!(") RETURNING {COLUMNS}"));
+        query.push(" WHERE id = ").push_bind(id).push(" AND status IN ");
+        push_list(&mut query, from.iter().map(|s| s.as_str()));
+        query.push(format!(" RETURNING {COLUMNS}"));
         query.build_query_as::<Appointment>().fetch_optional(pool).await
     })
 }

@@ -1,7 +1,7 @@
 //! Appointment rules: which slots are free, who may book, and who may move an appointment
 //! through its lifecycle, when.
 
-use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::doctors;
 use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
 use crate::notifications::{NotificationKind, notify};
-use crate::pagination::{Page, PageArgs, malformed_cursor};
+use crate::pagination::{Page, PageArgs, time_id};
 use crate::scheduling::model::{Schedule, Slot};
 use crate::scheduling::{self, slots};
 use crate::state::AppState;
@@ -502,24 +502,9 @@ pub async fn list_mine(
     args: &PageArgs,
 ) -> AppResult<(Party, Page<Appointment>)> {
     let party = party(state, viewer).await?;
-    let after = args
-        .after
-        .as_deref()
-        .map(|cursor| {
-            let (at, id) = cursor.split_once('|').ok_or_else(malformed_cursor)?;
-            let at = DateTime::parse_from_rfc3339(at).map_err(|_| malformed_cursor())?;
-            let id = Uuid::parse_str(id).map_err(|_| malformed_cursor())?;
-            Ok::<_, AppError>((at.with_timezone(&Utc), id))
-        })
-        .transpose()?;
+    let after = args.after_time_id()?;
     let rows = repo::list(&state.db, party, filter, after.as_ref(), args.fetch_limit()).await?;
-    let page = Page::from_rows(rows, args, |a| {
-        format!(
-            "{}|{}",
-            a.starts_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            a.id
-        )
-    });
+    let page = Page::from_rows(rows, args, |a| time_id(a.starts_at, a.id));
     Ok((party, page))
 }
 

@@ -5,7 +5,7 @@ use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::model::{Call, CallEndReason, CallStatus};
-use crate::db::{Db, is_unique_violation};
+use crate::db::{Db, is_unique_violation, push_list};
 use crate::with_db;
 
 const COLUMNS: &str = "id, doctor_id, doctor_user_id, patient_id, caller_id, callee_id, \
@@ -62,12 +62,9 @@ pub async fn end(
     with_db!(db, pool => {
         let mut query = QueryBuilder::new("UPDATE calls SET status = 'ENDED', end_reason = ");
         query.push_bind(reason.as_str()).push(", ended_at = ").push_bind(now);
-        query.push(" WHERE id = ").push_bind(id).push(" AND status IN (");
-        let mut states = query.separated(", ");
-        for state in from {
-            states.push_bind(state.as_str());
-        }
-        query.push(format!(") RETURNING {COLUMNS}"));
+        query.push(" WHERE id = ").push_bind(id).push(" AND status IN ");
+        push_list(&mut query, from.iter().map(|s| s.as_str()));
+        query.push(format!(" RETURNING {COLUMNS}"));
         query.build_query_as::<Call>().fetch_optional(pool).await
     })
 }

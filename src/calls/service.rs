@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::auth::{AuthUser, Role};
 use crate::doctors;
 use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
-use crate::pagination::{Page, PageArgs, malformed_cursor};
+use crate::pagination::{Page, PageArgs, time_id};
 use crate::realtime::bus::{Event, Topic};
 use crate::realtime::limiter::Rate;
 use crate::realtime::presence::DoctorStatus;
@@ -460,24 +460,9 @@ pub async fn my_calls(
     viewer: AuthUser,
     args: &PageArgs,
 ) -> AppResult<Page<Call>> {
-    let after = args
-        .after
-        .as_deref()
-        .map(|cursor| {
-            let (at, id) = cursor.split_once('|').ok_or_else(malformed_cursor)?;
-            let at = DateTime::parse_from_rfc3339(at).map_err(|_| malformed_cursor())?;
-            let id = Uuid::parse_str(id).map_err(|_| malformed_cursor())?;
-            Ok::<_, AppError>((at.with_timezone(&Utc), id))
-        })
-        .transpose()?;
+    let after = args.after_time_id()?;
     let rows = repo::list_for(&state.db, viewer.id, after.as_ref(), args.fetch_limit()).await?;
-    Ok(Page::from_rows(rows, args, |c| {
-        format!(
-            "{}|{}",
-            c.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            c.id
-        )
-    }))
+    Ok(Page::from_rows(rows, args, |c| time_id(c.created_at, c.id)))
 }
 
 pub async fn count_calls(state: &AppState, user_id: Uuid) -> AppResult<i64> {

@@ -1,6 +1,5 @@
 //! Chat rules: who may read and write which channel, body limits, rate limits, retention.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use uuid::Uuid;
@@ -12,7 +11,7 @@ use crate::auth::{AuthUser, Role};
 use crate::doctors;
 use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
-use crate::pagination::{Page, encode_cursor, malformed_cursor};
+use crate::pagination::{Page, decode_time_id, encode_cursor, time_id};
 use crate::realtime::bus::{Event, Topic};
 use crate::realtime::limiter::Rate;
 use crate::state::AppState;
@@ -142,15 +141,7 @@ pub async fn history(
     };
     let before_key = before
         .as_deref()
-        .map(|cursor| {
-            let decoded = crate::pagination::PageArgs::new(None, Some(cursor.to_owned()))?
-                .after
-                .ok_or_else(malformed_cursor)?;
-            let (at, id) = decoded.split_once('|').ok_or_else(malformed_cursor)?;
-            let at = DateTime::parse_from_rfc3339(at).map_err(|_| malformed_cursor())?;
-            let id = Uuid::parse_str(id).map_err(|_| malformed_cursor())?;
-            Ok::<_, AppError>((at.with_timezone(&Utc), id))
-        })
+        .map(decode_time_id)
         .transpose()
         .map_err(|e| e.with_field("before"))?;
     let mut rows = repo::before(&state.db, &channel, before_key.as_ref(), last + 1).await?;
@@ -159,14 +150,7 @@ pub async fn history(
     rows.reverse();
     let edges = rows
         .into_iter()
-        .map(|m| {
-            let cursor = format!(
-                "{}|{}",
-                m.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                m.id
-            );
-            (encode_cursor(&cursor), m)
-        })
+        .map(|m| (encode_cursor(&time_id(m.created_at, m.id)), m))
         .collect();
     Ok((
         channel,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Database, Encode, PgPool, QueryBuilder, SqlitePool, Type};
 
 /// The storage handle: the live pool, and a count of the calls made through it (exported on
 /// `/metrics`, where it also shows N+1 query patterns).
@@ -133,6 +133,19 @@ impl Db {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// Pushes `(a, b, c)` with each item bound, for `IN` lists; callers make sure it is not empty.
+pub fn push_list<DB: Database, T>(query: &mut QueryBuilder<DB>, items: impl IntoIterator<Item = T>)
+where
+    for<'t> T: Encode<'t, DB> + Type<DB>,
+{
+    query.push("(");
+    let mut separated = query.separated(", ");
+    for item in items {
+        separated.push_bind(item);
+    }
+    query.push(")");
 }
 
 /// The current time at the precision both backends store (microseconds), so that a value read

@@ -8,7 +8,7 @@ use super::model::{
     Doctor, DoctorSort, DoctorSortBy, LicenceFile, LicenceInfo, LicenceUpload, ProfileFields,
     SearchFilter, SortDirection, SortKey, Specialization, VerificationStatus,
 };
-use crate::db::Db;
+use crate::db::{Db, push_list};
 use crate::{transaction, with_db};
 
 /// The columns of [`Doctor`], qualified for queries that join `doctors d` with other tables.
@@ -79,12 +79,8 @@ pub async fn find_many(db: &Db, ids: &[Uuid]) -> sqlx::Result<Vec<Doctor>> {
         return Ok(Vec::new());
     }
     with_db!(db, pool => {
-        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM doctors d WHERE d.id IN ("));
-        let mut separated = query.separated(", ");
-        for id in ids {
-            separated.push_bind(*id);
-        }
-        query.push(")");
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM doctors d WHERE d.id IN "));
+        push_list(&mut query, ids.iter().copied());
         query.build_query_as::<Doctor>().fetch_all(pool).await
     })
 }
@@ -238,12 +234,9 @@ pub async fn transition(
             .push_bind(now)
             .push(" WHERE id = ")
             .push_bind(id)
-            .push(" AND verification_status IN (");
-        let mut states = query.separated(", ");
-        for state in from {
-            states.push_bind(state.as_str());
-        }
-        query.push(") ").push(RETURNING);
+            .push(" AND verification_status IN ");
+        push_list(&mut query, from.iter().map(|s| s.as_str()));
+        query.push(" ").push(RETURNING);
         query.build_query_as::<Doctor>().fetch_optional(pool).await
     })
 }
@@ -360,21 +353,13 @@ fn push_filter<DB: Database>(
         if ids.is_empty() {
             query.push(" AND FALSE");
         } else {
-            query.push(" AND d.id IN (");
-            let mut separated = query.separated(", ");
-            for id in ids {
-                separated.push_bind(*id);
-            }
-            query.push(")");
+            query.push(" AND d.id IN ");
+            push_list(query, ids.iter().copied());
         }
     }
     if !filter.excluded_ids.is_empty() {
-        query.push(" AND d.id NOT IN (");
-        let mut separated = query.separated(", ");
-        for id in &filter.excluded_ids {
-            separated.push_bind(*id);
-        }
-        query.push(")");
+        query.push(" AND d.id NOT IN ");
+        push_list(query, filter.excluded_ids.iter().copied());
     }
     if let Some(pattern) = &filter.text_pattern {
         query
@@ -424,13 +409,9 @@ pub async fn licence_infos(db: &Db, doctor_ids: &[Uuid]) -> sqlx::Result<Vec<Lic
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(
             "SELECT doctor_id, content_type, size_bytes, sha256, uploaded_at FROM doctor_licences \
-             WHERE doctor_id IN (",
+             WHERE doctor_id IN ",
         );
-        let mut ids = query.separated(", ");
-        for id in doctor_ids {
-            ids.push_bind(*id);
-        }
-        query.push(")");
+        push_list(&mut query, doctor_ids.iter().copied());
         query.build_query_as::<LicenceInfo>().fetch_all(pool).await
     })
 }

@@ -15,7 +15,7 @@ use crate::auth::{AuthUser, Role};
 use crate::db::{self, is_unique_violation_on};
 use crate::error::{AppError, AppResult};
 use crate::notifications::{NotificationKind, notify};
-use crate::pagination::{Page, PageArgs, malformed_cursor};
+use crate::pagination::{Page, PageArgs, malformed_cursor, time_id};
 use crate::realtime::presence::DoctorStatus;
 use crate::state::AppState;
 
@@ -185,17 +185,10 @@ pub async fn pending(
     args: &PageArgs,
 ) -> AppResult<Page<Doctor>> {
     viewer.require(Role::Admin)?;
-    let after = args
-        .after
-        .as_deref()
-        .map(|cursor| {
-            let (at, id) = cursor.split_once('|').ok_or_else(malformed_cursor)?;
-            Ok::<_, AppError>((parse_time(at)?, parse_uuid(id)?))
-        })
-        .transpose()?;
+    let after = args.after_time_id()?;
     let rows = repo::pending(&state.db, after.as_ref(), args.fetch_limit()).await?;
     Ok(Page::from_rows(rows, args, |d| {
-        format!("{}|{}", format_time(d.submitted_at), d.id)
+        time_id(d.submitted_at, d.id)
     }))
 }
 

@@ -86,7 +86,7 @@ async fn serve(mut socket: WebSocket, state: HttpState) {
         return;
     };
     let presence = state.app.realtime.presence.clone();
-    let Connection { id, mut kicked, .. } = presence.connect(user.id);
+    let Connection { id, mut kicked } = presence.connect(user.id);
     if send(&mut socket, &ServerMessage::ConnectionAck).await {
         run(
             &mut socket,

@@ -15,11 +15,10 @@ pub enum NotificationKind {
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentRescheduled,
+    /// Sent by payments, once they are configured.
     AppointmentPaid,
     DoctorApproved,
     DoctorRejected,
-    AccountBlocked,
-    AccountUnblocked,
 }
 
 #[derive(Clone, Debug)]

@@ -33,7 +33,6 @@ pub struct DoctorStatusEvent {
 /// An open WebSocket: resolves `kicked` when the server must close it (logout, block).
 pub struct Connection {
     pub id: u64,
-    pub user_id: Uuid,
     pub kicked: oneshot::Receiver<()>,
 }
 
@@ -124,11 +123,7 @@ impl Presence {
             .entry(user_id)
             .or_default()
             .insert(id, kick);
-        Connection {
-            id,
-            user_id,
-            kicked,
-        }
+        Connection { id, kicked }
     }
 
     /// Forgets a closed connection; true if it was the user's last.

@@ -5,7 +5,7 @@ use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::model::Review;
-use crate::db::Db;
+use crate::db::{Db, push_list};
 use crate::{transaction, with_db};
 
 const COLUMNS: &str = "id, appointment_id, doctor_id, patient_id, rating, comment, created_at";
@@ -69,12 +69,8 @@ pub async fn for_appointments(db: &Db, ids: &[Uuid]) -> sqlx::Result<Vec<Review>
         return Ok(Vec::new());
     }
     with_db!(db, pool => {
-        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM reviews WHERE appointment_id IN ("));
-        let mut separated = query.separated(", ");
-        for id in ids {
-            separated.push_bind(*id);
-        }
-        query.push(")");
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM reviews WHERE appointment_id IN "));
+        push_list(&mut query, ids.iter().copied());
         query.build_query_as::<Review>().fetch_all(pool).await
     })
 }

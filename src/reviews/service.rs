@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use super::model::{Review, ReviewInput};
@@ -13,7 +12,7 @@ use crate::auth::{AuthUser, Role};
 use crate::db::is_unique_violation;
 use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
-use crate::pagination::{Page, PageArgs, malformed_cursor};
+use crate::pagination::{Page, PageArgs, time_id};
 use crate::state::AppState;
 
 const COMMENT_MAX_CHARS: usize = 2000;
@@ -67,24 +66,9 @@ pub async fn for_doctor(
     doctor_id: Uuid,
     args: &PageArgs,
 ) -> AppResult<Page<Review>> {
-    let after = args
-        .after
-        .as_deref()
-        .map(|cursor| {
-            let (at, id) = cursor.split_once('|').ok_or_else(malformed_cursor)?;
-            let at = DateTime::parse_from_rfc3339(at).map_err(|_| malformed_cursor())?;
-            let id = Uuid::parse_str(id).map_err(|_| malformed_cursor())?;
-            Ok::<_, AppError>((at.with_timezone(&Utc), id))
-        })
-        .transpose()?;
+    let after = args.after_time_id()?;
     let rows = repo::for_doctor(&state.db, doctor_id, after.as_ref(), args.fetch_limit()).await?;
-    Ok(Page::from_rows(rows, args, |r| {
-        format!(
-            "{}|{}",
-            r.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            r.id
-        )
-    }))
+    Ok(Page::from_rows(rows, args, |r| time_id(r.created_at, r.id)))
 }
 
 pub async fn count_for_doctor(state: &AppState, doctor_id: Uuid) -> AppResult<i64> {

@@ -67,20 +67,31 @@ pub fn free(
 ) -> Vec<Slot> {
     let earliest = now + Duration::minutes(schedule.min_notice_minutes);
     let latest = now + Duration::days(schedule.booking_horizon_days);
+    // Booked intervals by start, with the latest end seen so far: a slot overlaps one of the
+    // intervals starting before its end exactly when the latest of their ends is after its
+    // start. O((slots + booked) log booked) instead of comparing every pair.
+    let mut booked = booked.to_vec();
+    booked.sort_unstable();
+    let latest_end: Vec<DateTime<Utc>> = booked
+        .iter()
+        .scan(None, |max: &mut Option<DateTime<Utc>>, (_, end)| {
+            *max = Some(max.map_or(*end, |m| m.max(*end)));
+            *max
+        })
+        .collect();
     slots
         .into_iter()
         .filter(|slot| slot.starts_at >= earliest && slot.starts_at <= latest)
         .filter(|slot| {
-            !booked
-                .iter()
-                .any(|(start, end)| *start < slot.ends_at && *end > slot.starts_at)
+            let starting_before_end = booked.partition_point(|(start, _)| *start < slot.ends_at);
+            starting_before_end == 0 || latest_end[starting_before_end - 1] <= slot.starts_at
         })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use chrono::{NaiveTime, Timelike};
+    use chrono::{NaiveTime, TimeZone, Timelike};
     use uuid::Uuid;
 
     use super::*;
@@ -140,6 +151,20 @@ mod tests {
         // 00:00 and 00:30 EDT (04:xx UTC), 01:00 and 01:30 EDT once (05:xx UTC), then
         // 02:00 and 02:30 EST (07:xx UTC).
         assert_eq!(utc, [4, 4, 5, 5, 7, 7]);
+    }
+
+    #[test]
+    fn booked_intervals_hide_the_slots_they_overlap() {
+        let s = schedule("UTC", 30, Weekday::Monday, (9, 0), (12, 0));
+        let slots = scheduled(&s, date(2026, 6, 1), date(2026, 6, 1));
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 6, 1, h, m, 0).unwrap();
+        // One 30-minute booking, and a long one from an earlier, coarser schedule.
+        let booked = [(at(11, 0), at(11, 30)), (at(9, 15), at(10, 15))];
+        let free: Vec<u32> = free(&s, slots, &booked, at(0, 0))
+            .iter()
+            .map(|slot| slot.starts_at.hour() * 100 + slot.starts_at.minute())
+            .collect();
+        assert_eq!(free, [1030, 1130]);
     }
 
     #[test]

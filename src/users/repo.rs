@@ -5,7 +5,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
 use super::model::{NewRefreshToken, NewUser, Rotation, User, UserFilter};
-use crate::db::{Db, like_pattern};
+use crate::db::{Db, like_pattern, push_list};
 use crate::{transaction, with_db};
 
 const USER_COLUMNS: &str =
@@ -39,12 +39,8 @@ pub async fn find_many(db: &Db, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
         return Ok(Vec::new());
     }
     with_db!(db, pool => {
-        let mut query = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ("));
-        let mut separated = query.separated(", ");
-        for id in ids {
-            separated.push_bind(*id);
-        }
-        query.push(")");
+        let mut query = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN "));
+        push_list(&mut query, ids.iter().copied());
         query.build_query_as::<User>().fetch_all(pool).await
     })
 }
