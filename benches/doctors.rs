@@ -62,6 +62,10 @@ async fn main() {
     let trivial_p50 = measure(&app, "{ __typename }", &trivial).await;
     let search_p50 = measure(&app, "doctors: 4 filters, by rating, first 20", &search).await;
     measure(&app, "doctors: no filter, by fee, first 20", &unfiltered).await;
+    let ids_only = json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 20) { edges { node { id } } } }" });
+    measure(&app, "doctors: ids only, first 20", &ids_only).await;
+    let one = json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 1) { edges { node { id } } } }" });
+    measure(&app, "doctors: id only, first 1", &one).await;
     println!(
         "filtered search / trivial (p50): {:.2}",
         search_p50 as f64 / trivial_p50 as f64

@@ -816,4 +816,25 @@ async fn an_appointment_call_rings_in_its_window_and_starts_the_appointment() {
         .ok(STATUS, json!({ "a": appointment }), Some(&doctor.access))
         .await;
     assert_eq!(status["appointment"]["status"], "IN_PROGRESS");
+
+    // During the call the two chat on the appointment's channel.
+    let channel = json!({ "appointmentId": appointment });
+    doctor_ws
+        .subscribe(
+            "chat",
+            "subscription($c: ChatChannelInput!) { messageAdded(channel: $c) { body } }",
+            json!({ "c": channel }),
+        )
+        .await;
+    doctor_ws.sync().await;
+    app.ok(
+        "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }",
+        json!({ "input": { "channel": channel, "body": "Can you hear me?" } }),
+        Some(&patient.access),
+    )
+    .await;
+    assert_eq!(
+        doctor_ws.next_data("chat").await["messageAdded"]["body"],
+        "Can you hear me?"
+    );
 }

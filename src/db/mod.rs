@@ -73,7 +73,11 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
                 // Keeps the query planner's statistics current, as SQLite recommends.
-                .optimize_on_close(true, 400);
+                .optimize_on_close(true, 400)
+                // Reads through a memory map and a 32 MiB page cache per connection instead of
+                // a read() call per page that is not in the default 2 MiB cache.
+                .pragma("mmap_size", "268435456")
+                .pragma("cache_size", "-32768");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .connect_with(options)

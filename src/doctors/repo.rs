@@ -289,9 +289,9 @@ fn sort_column(by: DoctorSortBy) -> &'static str {
     }
 }
 
-/// Range filters on columns other than the sort column are written `+d.column`, which keeps
-/// SQLite's planner from scanning their index and sorting afterwards: walking the sort order
-/// (or the specialization's slice of it) and stopping at the page size is far cheaper.
+/// On SQLite, range filters on columns other than the sort column are written `+d.column`,
+/// which keeps its planner from scanning their index and sorting afterwards: walking the sort
+/// order (or the specialization's slice of it) and stopping at the page size is far cheaper.
 fn push_filter<DB: Database>(
     query: &mut QueryBuilder<DB>,
     filter: &SearchFilter,
@@ -302,11 +302,13 @@ fn push_filter<DB: Database>(
     for<'t> f64: Encode<'t, DB> + Type<DB>,
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
 {
+    // PostgreSQL estimates ranges well and would misjudge `+column` instead.
+    let steer = DB::NAME == "SQLite";
     let range = |column: &'static str| {
-        if sort_column == Some(column) {
-            format!(" AND {column}")
-        } else {
+        if steer && sort_column != Some(column) {
             format!(" AND +{column}")
+        } else {
+            format!(" AND {column}")
         }
     };
     if let Some(key) = &filter.specialization_key {
