@@ -8,7 +8,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const bin = process.env.MEDILINK_BIN ?? join(here, '..', 'target', 'debug', 'medilink');
+const bin = process.env.E2E_SERVER_BIN ?? join(here, '..', 'target', 'debug', 'medilink');
 export const PASSWORD = 'correct horse battery';
 
 async function freePort() {
@@ -24,8 +24,10 @@ async function freePort() {
 export async function startServer() {
   const dir = mkdtempSync(join(tmpdir(), 'medilink-e2e-'));
   const port = await freePort();
+  // The server refuses unknown MEDILINK_* settings, so none leak in from the caller.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('MEDILINK_')));
   const env = {
-    ...process.env,
+    ...inherited,
     MEDILINK_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
     MEDILINK_BIND: `127.0.0.1:${port}`,
     MEDILINK_JWT_SECRET: 'an end-to-end test secret of enough length',
@@ -33,7 +35,7 @@ export async function startServer() {
   };
   execFileSync(bin, ['create-admin', '--email', 'admin@example.com'], {
     env: { ...env, MEDILINK_ADMIN_PASSWORD: PASSWORD },
-    stdio: 'ignore',
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
   const child = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;

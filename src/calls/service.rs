@@ -335,10 +335,10 @@ fn forget(state: &AppState, call_id: Uuid) {
 fn publish(state: &AppState, user_id: Uuid, kind: CallEventKind, call: &Call) {
     state.realtime.bus.publish(
         Topic::User(user_id),
-        Event::Call(CallEvent {
+        Event::Call(Box::new(CallEvent {
             kind,
             call: call.clone(),
-        }),
+        })),
     );
 }
 
@@ -447,7 +447,7 @@ pub fn call_events(state: &AppState, viewer: AuthUser) -> BoxStream<'static, Cal
         .subscribe(Topic::User(viewer.id))
         .filter_map(|event| {
             std::future::ready(match event {
-                Event::Call(event) => Some(event),
+                Event::Call(event) => Some(*event),
                 _ => None,
             })
         })

@@ -29,7 +29,7 @@ pub enum Topic {
 #[derive(Clone, Debug)]
 pub enum Event {
     DoctorStatus(DoctorStatusEvent),
-    Call(CallEvent),
+    Call(Box<CallEvent>),
     Signal(Box<Signal>),
     Chat(Box<ChatMessage>),
     Notification(Notification),
@@ -44,7 +44,9 @@ pub trait EventBus: Send + Sync {
     fn subscribe(&self, topic: Topic) -> BoxStream<'static, Event>;
 }
 
-const CAPACITY: usize = 1024;
+/// Events a subscriber may fall behind by before it misses the oldest.
+const CAPACITY: usize = 256;
+const PRUNE_ABOVE: usize = 64;
 
 /// The bus of a single server instance: one broadcast channel per topic with subscribers.
 #[derive(Default)]
@@ -65,6 +67,10 @@ impl EventBus for InProcessBus {
 
     fn subscribe(&self, topic: Topic) -> BoxStream<'static, Event> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if channels.len() >= PRUNE_ABOVE {
+            // Topics nobody listens to any more hold a buffer each: drop them.
+            channels.retain(|_, sender| sender.receiver_count() > 0);
+        }
         let receiver = channels
             .entry(topic)
             .or_insert_with(|| broadcast::channel(CAPACITY).0)
