@@ -90,24 +90,7 @@ async fn open_doctor(app: &TestApp, admin: &Account, licence: &str) -> String {
     let (doctor, id) = app
         .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
         .await;
-    let weekly: Vec<Value> = [
-        "MONDAY",
-        "TUESDAY",
-        "WEDNESDAY",
-        "THURSDAY",
-        "FRIDAY",
-        "SATURDAY",
-        "SUNDAY",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "00:00", "end": "23:59" }))
-    .collect();
-    app.ok(
-        "mutation($input: ScheduleInput!) { setSchedule(input: $input) { slotMinutes } }",
-        json!({ "input": { "timeZone": "UTC", "slotMinutes": 30, "minNoticeMinutes": 0, "weekly": weekly } }),
-        Some(&doctor.access),
-    )
-    .await;
+    app.open_around_the_clock(&doctor, 1440).await;
     id
 }
 

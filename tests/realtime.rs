@@ -697,24 +697,7 @@ async fn bookings_and_approvals_notify_the_people_concerned() {
     let approved = doctor_ws.next_data("n").await;
     assert_eq!(approved["notifications"]["kind"], "DOCTOR_APPROVED");
 
-    let weekly: Vec<Value> = [
-        "MONDAY",
-        "TUESDAY",
-        "WEDNESDAY",
-        "THURSDAY",
-        "FRIDAY",
-        "SATURDAY",
-        "SUNDAY",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "00:00", "end": "23:59" }))
-    .collect();
-    app.ok(
-        "mutation($input: ScheduleInput!) { setSchedule(input: $input) { slotMinutes } }",
-        json!({ "input": { "timeZone": "UTC", "slotMinutes": 30, "minNoticeMinutes": 0, "cancellationNoticeMinutes": 0, "weekly": weekly } }),
-        Some(&doctor.access),
-    )
-    .await;
+    app.open_around_the_clock(&doctor, 0).await;
     let today = chrono::Utc::now().date_naive();
     let slots = app
         .ok("query($d: ID!, $f: Date!, $t: Date!) { availableSlots(doctorId: $d, from: $f, to: $t) { startsAt } }",

@@ -323,16 +323,8 @@ impl TestApp {
 }
 
 impl TestApp {
-    /// An approved doctor open around the clock, and a patient with a confirmed appointment
-    /// with them: (doctor, doctor id, patient, appointment id).
-    pub async fn booked_pair(
-        &self,
-        admin: &Account,
-        licence: &str,
-    ) -> (Account, String, Account, String) {
-        let (doctor, doctor_id) = self
-            .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
-            .await;
+    /// Sets `doctor`'s schedule: every day 00:00-23:59 UTC in 30-minute slots, bookable at once.
+    pub async fn open_around_the_clock(&self, doctor: &Account, cancellation_notice_minutes: i32) {
         let weekly: Vec<Value> = [
             "MONDAY",
             "TUESDAY",
@@ -347,10 +339,24 @@ impl TestApp {
         .collect();
         self.ok(
             "mutation($input: ScheduleInput!) { setSchedule(input: $input) { slotMinutes } }",
-            json!({ "input": { "timeZone": "UTC", "slotMinutes": 30, "minNoticeMinutes": 0, "weekly": weekly } }),
+            json!({ "input": { "timeZone": "UTC", "slotMinutes": 30, "minNoticeMinutes": 0,
+                "cancellationNoticeMinutes": cancellation_notice_minutes, "weekly": weekly } }),
             Some(&doctor.access),
         )
         .await;
+    }
+
+    /// An approved doctor open around the clock, and a patient with a confirmed appointment
+    /// with them: (doctor, doctor id, patient, appointment id).
+    pub async fn booked_pair(
+        &self,
+        admin: &Account,
+        licence: &str,
+    ) -> (Account, String, Account, String) {
+        let (doctor, doctor_id) = self
+            .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
+            .await;
+        self.open_around_the_clock(&doctor, 1440).await;
         let today = self.clock.now().date_naive();
         let slots = self
             .ok(
