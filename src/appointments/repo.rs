@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::model::{
     Appointment, AppointmentFilter, AppointmentStatus, Booking, NewAppointment, Party,
 };
-use crate::db::{Db, is_unique_violation, push_list};
+use crate::db::{Db, is_unique_violation, push_keyset, push_list};
 use crate::{transaction, with_db};
 
 const COLUMNS: &str = "id, doctor_id, patient_id, starts_at, ends_at, status, reason, fee_amount, \
@@ -182,14 +182,7 @@ pub async fn list(
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM appointments WHERE "));
         push_filter(&mut query, party, filter);
-        if let Some((starts_at, id)) = after {
-            query
-                .push(" AND (starts_at, id) > (")
-                .push_bind(*starts_at)
-                .push(", ")
-                .push_bind(*id)
-                .push(")");
-        }
+        push_keyset(&mut query, "starts_at, id", ">", after);
         query
             .push(" ORDER BY starts_at, id LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));

@@ -5,7 +5,7 @@ use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::model::{Call, CallEndReason, CallStatus};
-use crate::db::{Db, is_unique_violation, push_list};
+use crate::db::{Db, is_unique_violation, push_keyset, push_list};
 use crate::with_db;
 
 const COLUMNS: &str = "id, doctor_id, doctor_user_id, patient_id, caller_id, callee_id, \
@@ -87,14 +87,7 @@ pub async fn list_for(
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM calls WHERE (caller_id = "));
         query.push_bind(user_id).push(" OR callee_id = ").push_bind(user_id).push(")");
-        if let Some((created_at, id)) = after {
-            query
-                .push(" AND (created_at, id) < (")
-                .push_bind(*created_at)
-                .push(", ")
-                .push_bind(*id)
-                .push(")");
-        }
+        push_keyset(&mut query, "created_at, id", "<", after);
         query
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));

@@ -5,7 +5,7 @@ use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::model::ChatMessage;
-use crate::db::Db;
+use crate::db::{Db, push_keyset};
 use crate::{transaction, with_db};
 
 const COLUMNS: &str = "id, channel, sender_id, body, created_at";
@@ -42,14 +42,7 @@ pub async fn before(
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM chat_messages WHERE channel = "));
         query.push_bind(channel.to_owned());
-        if let Some((created_at, id)) = before {
-            query
-                .push(" AND (created_at, id) < (")
-                .push_bind(*created_at)
-                .push(", ")
-                .push_bind(*id)
-                .push(")");
-        }
+        push_keyset(&mut query, "created_at, id", "<", before);
         query
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));

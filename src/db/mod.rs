@@ -152,6 +152,27 @@ where
     query.push(")");
 }
 
+/// Pushes ` AND (time_column, id_column) <op> (time, id)` for keyset pagination after `after`:
+/// `op` is `>` for ascending lists and `<` for descending ones.
+pub fn push_keyset<DB: Database>(
+    query: &mut QueryBuilder<DB>,
+    columns: &str,
+    op: &str,
+    after: Option<&(DateTime<Utc>, uuid::Uuid)>,
+) where
+    for<'t> DateTime<Utc>: Encode<'t, DB> + Type<DB>,
+    for<'t> uuid::Uuid: Encode<'t, DB> + Type<DB>,
+{
+    if let Some((at, id)) = after {
+        query
+            .push(format!(" AND ({columns}) {op} ("))
+            .push_bind(*at)
+            .push(", ")
+            .push_bind(*id)
+            .push(")");
+    }
+}
+
 /// The current time at the precision both backends store (microseconds), so that a value read
 /// back compares equal to the one written.
 pub fn now() -> DateTime<Utc> {

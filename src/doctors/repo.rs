@@ -8,7 +8,7 @@ use super::model::{
     Doctor, DoctorSort, DoctorSortBy, LicenceFile, LicenceInfo, LicenceUpload, ProfileFields,
     SearchFilter, SortDirection, SortKey, Specialization, VerificationStatus,
 };
-use crate::db::{Db, push_list};
+use crate::db::{Db, push_keyset, push_list};
 use crate::{transaction, with_db};
 
 /// The columns of [`Doctor`], qualified for queries that join `doctors d` with other tables.
@@ -383,14 +383,7 @@ pub async fn pending(
         let mut query = QueryBuilder::new(format!(
             "SELECT {COLUMNS} FROM doctors d WHERE d.verification_status = 'PENDING'"
         ));
-        if let Some((submitted_at, id)) = after {
-            query
-                .push(" AND (d.submitted_at, d.id) > (")
-                .push_bind(*submitted_at)
-                .push(", ")
-                .push_bind(*id)
-                .push(")");
-        }
+        push_keyset(&mut query, "d.submitted_at, d.id", ">", after);
         query
             .push(" ORDER BY d.submitted_at, d.id LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));

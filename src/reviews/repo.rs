@@ -5,7 +5,7 @@ use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::model::Review;
-use crate::db::{Db, push_list};
+use crate::db::{Db, push_keyset, push_list};
 use crate::{transaction, with_db};
 
 const COLUMNS: &str = "id, appointment_id, doctor_id, patient_id, rating, comment, created_at";
@@ -44,14 +44,7 @@ pub async fn for_doctor(
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM reviews WHERE doctor_id = "));
         query.push_bind(doctor_id);
-        if let Some((created_at, id)) = after {
-            query
-                .push(" AND (created_at, id) < (")
-                .push_bind(*created_at)
-                .push(", ")
-                .push_bind(*id)
-                .push(")");
-        }
+        push_keyset(&mut query, "created_at, id", "<", after);
         query
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
