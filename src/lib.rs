@@ -20,4 +20,4 @@ pub mod scheduling;
 pub mod state;
 pub mod users;
 
-pub use app::{Application, StartupError, open_database};
+pub use app::{Application, StartupError, open_database, shutdown_signals};

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use medilink::auth::password::Passwords;
 use medilink::config::{Config, Secret};
-use medilink::{Application, open_database};
+use medilink::{Application, open_database, shutdown_signals};
 use rand::RngCore;
 use tracing_subscriber::EnvFilter;
 
@@ -86,10 +86,14 @@ async fn run(command: Command, mut config: Config) -> Result<(), String> {
                      survive a restart"
                 );
             }
+            let shutdown = shutdown_signals()
+                .map_err(|e| format!("cannot listen for SIGINT and SIGTERM: {e}"))?;
             let app = Application::build(config)
                 .await
                 .map_err(|e| e.to_string())?;
-            app.run().await.map_err(|e| format!("server failed: {e}"))
+            app.run_until(shutdown)
+                .await
+                .map_err(|e| format!("server failed: {e}"))
         }
         Command::Migrate => {
             let db = open_database(&config).await.map_err(|e| e.to_string())?;
