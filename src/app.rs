@@ -15,9 +15,10 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
+use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::state::AppState;
-use crate::{graphql, http};
+use crate::{graphql, http, payments};
 
 /// Why the server could not start; one line for the operator.
 #[derive(Debug)]
@@ -72,6 +73,9 @@ impl Application {
             .await
             .map_err(|e| StartupError::Internal(e.message().to_owned()))?;
         let tokens = TokenKeys::new(&secret, Duration::from_secs(config.access_token_ttl_secs));
+        let payments = Gateway::from_config(&config)
+            .map_err(|e| StartupError::Internal(format!("cannot set up the Stripe client: {e}")))?
+            .map(Arc::new);
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| StartupError::Bind(config.bind, e))?;
@@ -82,6 +86,7 @@ impl Application {
             config: Arc::new(config),
             clock: Clock::default(),
             realtime: Realtime::in_process(),
+            payments,
         };
         Ok(Self { listener, state })
     }
@@ -116,9 +121,18 @@ impl Application {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(listener, router)
+        let sweep = self
+            .state
+            .payments
+            .is_some()
+            .then(|| tokio::spawn(payments::service::sweep_forever(self.state.clone())));
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        if let Some(sweep) = sweep {
+            sweep.abort();
+        }
+        served?;
         self.state.db.close().await;
         tracing::info!("stopped");
         Ok(())

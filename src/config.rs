@@ -41,6 +41,21 @@ pub struct Config {
     pub call_grace_secs: u64,
     /// How many lobby messages are kept (the oldest go first).
     pub lobby_retained_messages: u32,
+    /// The origins (`https://app.example.com`, comma-separated) that browser clients come from
+    /// and that payment redirect URLs may point at.
+    pub public_origins: String,
+    /// Turns payments on: bookings then wait for a Stripe Checkout payment.
+    pub stripe_secret_key: Option<Secret>,
+    /// The signing secret of the Stripe webhook endpoint (`whsec_...`).
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Where the Stripe API is (tests point it at a fake server).
+    pub stripe_api_base: Option<String>,
+    /// The platform's share of each payment, in basis points (1000 = 10 %).
+    pub platform_fee_bps: u32,
+    /// How long an unpaid booking holds its slot (Stripe's Checkout minimum is 30 minutes).
+    pub payment_hold_minutes: u64,
+    /// How often expired payment holds are released and unfinished refunds retried.
+    pub payment_sweep_secs: u64,
 }
 
 impl Default for Config {
@@ -62,6 +77,13 @@ impl Default for Config {
             ring_timeout_secs: 30,
             call_grace_secs: 15,
             lobby_retained_messages: 1000,
+            public_origins: String::new(),
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: None,
+            platform_fee_bps: 1000,
+            payment_hold_minutes: 30,
+            payment_sweep_secs: 60,
         }
     }
 }
@@ -154,7 +176,54 @@ impl Config {
         if self.query_complexity_limit < 10 {
             return bad("MEDILINK_QUERY_COMPLEXITY_LIMIT", "must be at least 10");
         }
+        for origin in self.public_origins() {
+            if !is_origin(origin) {
+                return bad(
+                    "MEDILINK_PUBLIC_ORIGINS",
+                    &format!("{origin:?} is not an origin such as https://app.example.com"),
+                );
+            }
+        }
+        self.validate_payments()
+    }
+
+    fn validate_payments(&self) -> Result<(), ConfigError> {
+        let bad = |setting: &str, why: &str| Err(ConfigError(format!("invalid {setting}: {why}")));
+        if self.platform_fee_bps > 10_000 {
+            return bad("MEDILINK_PLATFORM_FEE_BPS", "must be at most 10000 (100 %)");
+        }
+        if !(30..=24 * 60).contains(&self.payment_hold_minutes) {
+            return bad(
+                "MEDILINK_PAYMENT_HOLD_MINUTES",
+                "must be between 30 and 1440 (Stripe's Checkout limits)",
+            );
+        }
+        if self.payment_sweep_secs == 0 {
+            return bad("MEDILINK_PAYMENT_SWEEP_SECS", "must be at least 1");
+        }
+        if self.stripe_secret_key.is_some() {
+            if self.stripe_webhook_secret.is_none() {
+                return bad(
+                    "MEDILINK_STRIPE_WEBHOOK_SECRET",
+                    "is required when MEDILINK_STRIPE_SECRET_KEY is set",
+                );
+            }
+            if self.public_origins().next().is_none() {
+                return bad(
+                    "MEDILINK_PUBLIC_ORIGINS",
+                    "is required when MEDILINK_STRIPE_SECRET_KEY is set (payment redirects go there)",
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The configured public origins, without surrounding spaces or a trailing slash.
+    pub fn public_origins(&self) -> impl Iterator<Item = &str> {
+        self.public_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/'))
+            .filter(|o| !o.is_empty())
     }
 
     /// The JWT secret, or a clear error naming the setting when it is missing.
@@ -167,6 +236,16 @@ impl Config {
             )
         })
     }
+}
+
+/// `scheme://host[:port]` with nothing after it.
+fn is_origin(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' '])
 }
 
 fn describe_figment_error(error: figment::Error) -> ConfigError {

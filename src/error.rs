@@ -96,6 +96,19 @@ impl AppError {
         }
     }
 
+    /// A dependency (such as the payment provider) failed: the cause goes to the log, the client
+    /// gets INTERNAL with `message`, which says what to do.
+    pub fn upstream(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        tracing::error!(error = %source, "dependency failed");
+        Self {
+            source: Some(Arc::new(source)),
+            ..Self::new(ErrorCode::Internal, message)
+        }
+    }
+
     pub fn with_field(mut self, field: &'static str) -> Self {
         self.field = Some(field);
         self

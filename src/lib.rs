@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod notifications;
 pub mod pagination;
+pub mod payments;
 pub mod realtime;
 pub mod reviews;
 pub mod scheduling;

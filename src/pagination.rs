@@ -68,6 +68,19 @@ impl<T> Page<T> {
             has_next_page,
         }
     }
+
+    /// The same page with each item converted.
+    pub fn map<U>(self, convert: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            edges: self
+                .edges
+                .into_iter()
+                .map(|(cursor, item)| (cursor, convert(item)))
+                .collect(),
+            has_previous_page: self.has_previous_page,
+            has_next_page: self.has_next_page,
+        }
+    }
 }
 
 pub fn encode_cursor(inner: &str) -> String {

@@ -5,6 +5,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 
 /// What every request handler and service can reach.
@@ -16,4 +17,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub realtime: Realtime,
+    /// Stripe, when payments are configured.
+    pub payments: Option<Arc<Gateway>>,
 }

@@ -10,10 +10,14 @@ use crate::doctors::model::{Doctor, Money};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
-use crate::graphql::loaders::{DoctorLoader, RequestLoader, ReviewLoader, UserLoader, prefetch};
+use crate::graphql::loaders::{
+    DoctorLoader, PaymentLoader, RequestLoader, ReviewLoader, UserLoader, prefetch,
+};
 use crate::graphql::parse_id;
 use crate::graphql::scalars::Date;
 use crate::pagination::PageArgs;
+use crate::payments;
+use crate::payments::model::Payment;
 use crate::reviews::model::Review;
 use crate::scheduling::model::Slot;
 use crate::users::model::User;
@@ -59,6 +63,7 @@ impl AppointmentsQuery {
         prefetch::<DoctorLoader>(ctx, "doctor", appointments().map(|a| a.doctor_id)).await?;
         prefetch::<UserLoader>(ctx, "patient", appointments().map(|a| a.patient_id)).await?;
         prefetch::<ReviewLoader>(ctx, "review", appointments().map(|a| a.id)).await?;
+        prefetch::<PaymentLoader>(ctx, "payment", appointments().map(|a| a.id)).await?;
         let state = state.clone();
         Ok(connection(
             page,
@@ -86,7 +91,9 @@ impl AppointmentsMutation {
     }
 
     /// Cancels: the patient until the doctor's cancellation notice before the start, the doctor
-    /// and admins until its end. The slot is free again at once.
+    /// and admins until its end. The slot is free again at once. A paid appointment is refunded
+    /// in full, except when the patient cancels inside the notice (allowed only while payments
+    /// are on): then the payment is kept and `payment.note` says so.
     async fn cancel_appointment(
         &self,
         ctx: &Context<'_>,
@@ -172,6 +179,22 @@ impl Appointment {
     }
 
     /// The doctor's fee when it was booked.
+    /// Where the money stands: NOT_REQUIRED when the booking needed no payment.
+    async fn payment(&self, ctx: &Context<'_>) -> AppResult<Payment> {
+        let row = ctx
+            .data_unchecked::<RequestLoader<PaymentLoader>>()
+            .load_one(self.id)
+            .await?;
+        Ok(payments::service::of_appointment(state(ctx), self, row))
+    }
+
+    /// Until when a booking that waits for payment holds its slot.
+    async fn payment_due_at(&self) -> Option<DateTime<Utc>> {
+        (self.status == AppointmentStatus::PendingPayment)
+            .then_some(self.payment_due_at)
+            .flatten()
+    }
+
     async fn fee(&self) -> Money {
         Money {
             amount: self.fee_amount,

@@ -96,6 +96,8 @@ pub struct Appointment {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub no_show_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Set when the booking had to be paid: until when it held its slot unpaid.
+    pub payment_due_at: Option<DateTime<Utc>>,
 }
 
 #[derive(InputObject)]
@@ -128,6 +130,7 @@ pub struct NewAppointment {
     pub reason: String,
     pub fee_amount: i64,
     pub fee_currency: String,
+    pub payment_due_at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
 }
 

@@ -12,7 +12,7 @@ use crate::{transaction, with_db};
 
 const COLUMNS: &str = "id, doctor_id, patient_id, starts_at, ends_at, status, reason, fee_amount, \
     fee_currency, cancelled_by, cancellation_reason, created_at, confirmed_at, started_at, \
-    completed_at, cancelled_at, no_show_at, updated_at";
+    completed_at, cancelled_at, no_show_at, updated_at, payment_due_at";
 
 /// Serialises the bookings of one patient for the rest of the transaction (a row lock on
 /// PostgreSQL; SQLite's write transactions are serial anyway), so that the overlap check and the
@@ -55,8 +55,8 @@ pub async fn booked(
 pub async fn book(db: &Db, new: &NewAppointment) -> sqlx::Result<Booking> {
     let insert = format!(
         "INSERT INTO appointments (id, doctor_id, patient_id, starts_at, ends_at, status, reason, \
-         fee_amount, fee_currency, created_at, confirmed_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10) RETURNING {COLUMNS}"
+         fee_amount, fee_currency, created_at, confirmed_at, updated_at, payment_due_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12) RETURNING {COLUMNS}"
     );
     let confirmed_at = (new.status == AppointmentStatus::Confirmed).then_some(new.now);
     let outcome = transaction!(db, tx => {
@@ -83,6 +83,7 @@ pub async fn book(db: &Db, new: &NewAppointment) -> sqlx::Result<Booking> {
                 .bind(&new.fee_currency)
                 .bind(new.now)
                 .bind(confirmed_at)
+                .bind(new.payment_due_at)
                 .fetch_one(&mut *tx)
                 .await;
             match inserted {

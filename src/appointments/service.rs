@@ -16,6 +16,7 @@ use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, time_id};
+use crate::payments;
 use crate::scheduling::model::{Schedule, Slot};
 use crate::scheduling::{self, slots};
 use crate::state::AppState;
@@ -97,17 +98,22 @@ pub async fn book(
         })?;
     let now = state.clock.now();
     let slot = bookable_slot(state, &schedule, input.starts_at, now, None).await?;
+    let payment_due_at = payments::service::payment_due(state, &doctor, now)?;
     let new = NewAppointment {
         id: Uuid::now_v7(),
         doctor_id: doctor.id,
         patient_id: viewer.id,
         starts_at: slot.starts_at,
         ends_at: slot.ends_at,
-        // Payments, when configured, will hold bookings in PENDING_PAYMENT first.
-        status: AppointmentStatus::Confirmed,
+        status: if payment_due_at.is_some() {
+            AppointmentStatus::PendingPayment
+        } else {
+            AppointmentStatus::Confirmed
+        },
         reason,
         fee_amount: doctor.fee_amount,
         fee_currency: doctor.fee_currency,
+        payment_due_at,
         now,
     };
     let appointment = booked(repo::book(&state.db, &new).await?)?;
@@ -217,6 +223,11 @@ fn reason(raw: &str) -> AppResult<String> {
     Ok(reason.to_owned())
 }
 
+/// An appointment by id, for rules that act on it without a viewer.
+pub async fn find(state: &AppState, id: Uuid) -> AppResult<Appointment> {
+    repo::find(&state.db, id).await?.ok_or_else(not_found)
+}
+
 /// The appointment if the viewer is its patient, its doctor or an admin; NOT_FOUND otherwise,
 /// so that strangers cannot even learn that it exists.
 pub async fn get(state: &AppState, viewer: AuthUser, id: Uuid) -> AppResult<Appointment> {
@@ -273,8 +284,9 @@ async fn actor(state: &AppState, viewer: AuthUser, appointment: &Appointment) ->
     }
 }
 
-/// The patient until the doctor's cancellation notice before the start; the doctor and admins
-/// until the end. The slot is free again at once.
+/// The patient until the doctor's cancellation notice before the start (later too while
+/// payments are on, but then the payment is kept); the doctor and admins until the end. The
+/// slot is free again at once, and a paid appointment cancelled in time is refunded.
 pub async fn cancel(
     state: &AppState,
     viewer: AuthUser,
@@ -286,15 +298,21 @@ pub async fn cancel(
     let reason_text = reason(reason_text)?;
     check_status(&appointment, Action::Cancel)?;
     let now = state.clock.now();
+    let mut kept_because = String::new();
     match actor {
         Actor::Patient => {
             let notice = scheduling::service::get(state, appointment.doctor_id)
                 .await?
                 .map_or(0, |s| s.cancellation_notice_minutes);
             if now > appointment.starts_at - Duration::minutes(notice) {
-                return Err(AppError::state_conflict(format!(
-                    "patients can cancel until {notice} minutes before the start; ask the doctor"
-                )));
+                if state.payments.is_none() {
+                    return Err(AppError::state_conflict(format!(
+                        "patients can cancel until {notice} minutes before the start; ask the doctor"
+                    )));
+                }
+                kept_because = format!(
+                    "kept: the patient cancelled inside the doctor's {notice}-minute cancellation notice"
+                );
             }
         }
         Actor::Doctor | Actor::Admin => {
@@ -312,6 +330,7 @@ pub async fn cancel(
         now,
     )
     .await?;
+    payments::service::cancelled(state, &cancelled, kept_because.is_empty(), &kept_because).await?;
     let when = cancelled.starts_at.format("%Y-%m-%d %H:%M UTC");
     let message = format!("The appointment on {when} was cancelled");
     notify_other(

@@ -28,6 +28,11 @@ const SQLITE: &[Source] = &[
         "realtime",
         include_str!("../../migrations/sqlite/0004_realtime.sql"),
     ),
+    (
+        5,
+        "payments",
+        include_str!("../../migrations/sqlite/0005_payments.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -50,6 +55,11 @@ const POSTGRES: &[Source] = &[
         4,
         "realtime",
         include_str!("../../migrations/postgres/0004_realtime.sql"),
+    ),
+    (
+        5,
+        "payments",
+        include_str!("../../migrations/postgres/0005_payments.sql"),
     ),
 ];
 

@@ -234,6 +234,12 @@ impl Doctor {
         self.rating_count
     }
 
+    /// Whether Stripe lets this doctor take card payments and receive payouts (see
+    /// `createPayoutOnboardingLink`). While payments are on, only such doctors can be booked.
+    async fn payouts_enabled(&self) -> bool {
+        self.charges_enabled && self.payouts_enabled
+    }
+
     /// When the profile was last submitted; for admins and the doctor only.
     async fn submitted_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
         self.private(ctx).await.then_some(self.submitted_at)

@@ -30,6 +30,11 @@ pub struct Doctor {
     pub approved_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The doctor's Stripe Connect account, once payout onboarding began.
+    pub stripe_account_id: Option<String>,
+    /// Stripe's word on whether the account can take charges and receive payouts.
+    pub charges_enabled: bool,
+    pub payouts_enabled: bool,
 }
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,13 +15,14 @@ use crate::{transaction, with_db};
 const COLUMNS: &str = "d.id, d.user_id, d.specialization, d.qualifications, d.experience_years, \
     d.fee_amount, d.fee_currency, d.languages, d.licence_number, d.bio, d.verification_status, \
     d.rejection_reason, d.rating_average, d.rating_count, d.submitted_at, d.reviewed_at, \
-    d.approved_at, d.created_at, d.updated_at";
+    d.approved_at, d.created_at, d.updated_at, d.stripe_account_id, d.charges_enabled, \
+    d.payouts_enabled";
 
 /// The same columns unqualified, for RETURNING clauses.
 const RETURNING: &str = "RETURNING id, user_id, specialization, qualifications, experience_years, \
     fee_amount, fee_currency, languages, licence_number, bio, verification_status, \
     rejection_reason, rating_average, rating_count, submitted_at, reviewed_at, approved_at, \
-    created_at, updated_at";
+    created_at, updated_at, stripe_account_id, charges_enabled, payouts_enabled";
 
 /// Replaces the search rows of a doctor's languages; inside a transaction body.
 macro_rules! replace_languages {
@@ -433,4 +434,28 @@ pub async fn specializations(db: &Db) -> sqlx::Result<Vec<Specialization>> {
          GROUP BY d.specialization_key ORDER BY doctor_count DESC, name"
     );
     with_db!(db, pool => sqlx::query_as::<_, Specialization>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)
+}
+
+/// Stores the doctor's Stripe account unless one is stored already; returns the stored one.
+pub async fn set_payout_account(db: &Db, id: Uuid, account: &str) -> sqlx::Result<Option<String>> {
+    const SET: &str =
+        "UPDATE doctors SET stripe_account_id = $2 WHERE id = $1 AND stripe_account_id IS NULL";
+    const GET: &str = "SELECT stripe_account_id FROM doctors WHERE id = $1";
+    with_db!(db, pool => {
+        sqlx::query(SET).bind(id).bind(account).execute(pool).await?;
+        sqlx::query_scalar(GET).bind(id).fetch_one(pool).await
+    })
+}
+
+/// Records what Stripe says the account can do; `false` when no doctor has that account.
+pub async fn set_payout_state(
+    db: &Db,
+    account: &str,
+    charges_enabled: bool,
+    payouts_enabled: bool,
+) -> sqlx::Result<bool> {
+    const SQL: &str = "UPDATE doctors SET charges_enabled = $2, payouts_enabled = $3 \
+        WHERE stripe_account_id = $1";
+    let changed = with_db!(db, pool => sqlx::query(SQL).bind(account).bind(charges_enabled).bind(payouts_enabled).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(changed > 0)
 }

@@ -368,3 +368,20 @@ fn parse_time(raw: &str) -> AppResult<DateTime<Utc>> {
 fn parse_uuid(raw: &str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| malformed_cursor())
 }
+
+/// The doctor's Stripe account: the stored one, or `account` stored now.
+pub async fn set_payout_account(state: &AppState, id: Uuid, account: &str) -> AppResult<String> {
+    repo::set_payout_account(&state.db, id, account)
+        .await?
+        .ok_or_else(|| AppError::not_found("no doctor has this id"))
+}
+
+/// Applies Stripe's view of a connected account; `false` when it is not one of ours.
+pub async fn set_payout_state(
+    state: &AppState,
+    account: &str,
+    charges_enabled: bool,
+    payouts_enabled: bool,
+) -> AppResult<bool> {
+    Ok(repo::set_payout_state(&state.db, account, charges_enabled, payouts_enabled).await?)
+}

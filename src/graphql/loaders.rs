@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use crate::doctors::model::{Doctor, LicenceInfo};
 use crate::error::AppError;
+use crate::payments::model::PaymentRow;
 use crate::reviews::model::Review;
 use crate::state::AppState;
 use crate::users::model::User;
-use crate::{doctors, reviews, users};
+use crate::{doctors, payments, reviews, users};
 
 /// A request's loader of `T`.
 pub type RequestLoader<T> = DataLoader<T, HashMapCache>;
@@ -81,6 +82,18 @@ impl Loader<Uuid> for DoctorLoader {
 
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Doctor>, AppError> {
         doctors::service::find_many(&self.0, ids).await
+    }
+}
+
+/// Payments by appointment id.
+pub struct PaymentLoader(pub AppState);
+
+impl Loader<Uuid> for PaymentLoader {
+    type Value = PaymentRow;
+    type Error = AppError;
+
+    async fn load(&self, appointment_ids: &[Uuid]) -> Result<HashMap<Uuid, PaymentRow>, AppError> {
+        payments::service::for_appointments(&self.0, appointment_ids).await
     }
 }
 

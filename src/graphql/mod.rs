@@ -17,12 +17,15 @@ use crate::config::Config;
 use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::notifications::graphql::NotificationsSubscription;
+use crate::payments::graphql::{PaymentsMutation, PaymentsQuery};
 use crate::reviews::graphql::ReviewsMutation;
 use crate::scheduling::graphql::SchedulingMutation;
 use crate::state::AppState;
 use crate::users::graphql::{UsersMutation, UsersQuery};
 use context::Session;
-use loaders::{DoctorLoader, LicenceLoader, ReviewLoader, UserLoader, request_loader};
+use loaders::{
+    DoctorLoader, LicenceLoader, PaymentLoader, ReviewLoader, UserLoader, request_loader,
+};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -31,6 +34,7 @@ pub struct Query(
     AppointmentsQuery,
     CallsQuery,
     ChatQuery,
+    PaymentsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +46,7 @@ pub struct Mutation(
     ReviewsMutation,
     CallsMutation,
     ChatMutation,
+    PaymentsMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -66,6 +71,7 @@ pub fn with_request_data(request: Request, state: &AppState, session: Arc<Sessio
         .data(request_loader(LicenceLoader(state.clone())))
         .data(request_loader(DoctorLoader(state.clone())))
         .data(request_loader(ReviewLoader(state.clone())))
+        .data(request_loader(PaymentLoader(state.clone())))
 }
 
 /// The UUID inside a GraphQL `ID` argument.

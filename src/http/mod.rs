@@ -4,11 +4,12 @@ mod files;
 mod graphql;
 mod health;
 mod metrics;
+mod webhooks;
 mod ws;
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -39,6 +40,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/files/licences/{doctor_id}", get(files::licence))
+        .route("/webhooks/stripe", post(webhooks::stripe))
         .with_state(HttpState { app, schema })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
