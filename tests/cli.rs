@@ -94,6 +94,36 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         &serve(&[("MEDILINK_JWT_SECRET", SECRET), ("MEDILINK_LOG", "=[")]),
         "MEDILINK_LOG",
     );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_STRIPE_SECRET_KEY", "sk_test_x"),
+            ("MEDILINK_PUBLIC_ORIGINS", "https://app.example.com"),
+        ]),
+        "MEDILINK_STRIPE_WEBHOOK_SECRET",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_STRIPE_SECRET_KEY", "sk_test_x"),
+            ("MEDILINK_STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ]),
+        "MEDILINK_PUBLIC_ORIGINS",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_PUBLIC_ORIGINS", "https://app.example.com/path"),
+        ]),
+        "MEDILINK_PUBLIC_ORIGINS",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_PLATFORM_FEE_BPS", "10001"),
+        ]),
+        "MEDILINK_PLATFORM_FEE_BPS",
+    );
 }
 
 #[test]

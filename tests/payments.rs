@@ -663,3 +663,81 @@ async fn without_stripe_settings_bookings_confirm_at_once_and_webhooks_are_not_s
     let refused = checkout(&app, &patient, &id).await;
     assert_eq!(error_code(&refused), Some("CONFLICT"));
 }
+
+#[tokio::test]
+async fn concurrent_checkout_calls_share_one_session() {
+    let (app, fake) = paid_app().await;
+    let admin = app.admin().await;
+    let (_, doctor_id, _) = payable_doctor(&app, &fake, &admin, "PAY-CC-1").await;
+    let patient = app.register_patient().await;
+    let id = book(&app, &patient, &doctor_id, 2).await.unwrap();
+    let calls = (0..6).map(|_| checkout(&app, &patient, &id));
+    let answers = futures_util::future::join_all(calls).await;
+    let urls: Vec<&str> = answers
+        .iter()
+        .map(|a| {
+            a["data"]["createCheckoutSession"]["url"]
+                .as_str()
+                .expect("a session")
+        })
+        .collect();
+    assert!(urls.iter().all(|u| *u == urls[0]), "{urls:?}");
+    let keys: Vec<_> = fake
+        .requests("/v1/checkout/sessions")
+        .into_iter()
+        .map(|r| r.idempotency_key)
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|k| k.as_deref() == Some(format!("checkout-{id}").as_str()))
+    );
+    assert_eq!(app.count_rows("payments").await, 1);
+}
+
+#[tokio::test]
+async fn a_refund_that_cannot_reach_stripe_is_retried_and_a_failed_one_shows() {
+    let (app, fake) = paid_app().await;
+    let admin = app.admin().await;
+    let (doctor, doctor_id, _) = payable_doctor(&app, &fake, &admin, "PAY-RT-1").await;
+    let cancel = "mutation($id: ID!) { cancelAppointment(id: $id) { payment { status } } }";
+
+    let (patient, id, intent) = paid_appointment(&app, &doctor_id, 3, "retry").await;
+    fake.set_refunds_down(true);
+    let cancelled = app
+        .ok(cancel, json!({ "id": id }), Some(&doctor.access))
+        .await;
+    assert_eq!(
+        cancelled["cancelAppointment"]["payment"]["status"],
+        "REFUND_PENDING"
+    );
+    fake.set_refunds_down(false);
+    let mut sent = Vec::new();
+    for _ in 0..40 {
+        sent = fake.requests("/v1/refunds");
+        if sent.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent.len() >= 2, "the sweep retries the refund");
+    assert!(
+        sent.iter()
+            .all(|r| r.idempotency_key == sent[0].idempotency_key),
+        "with the same key"
+    );
+
+    let failed = event(
+        "evt_refund_failed",
+        "refund.updated",
+        json!({ "id": "re_x", "object": "refund", "payment_intent": intent, "status": "failed" }),
+    );
+    assert_eq!(deliver(&app, &failed).await, 200);
+    let shown = appointment(&app, &patient.access, &id).await;
+    assert_eq!(shown["payment"]["status"], "FAILED");
+    assert!(
+        shown["payment"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("failed")
+    );
+}

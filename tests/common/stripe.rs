@@ -42,6 +42,7 @@ struct Inner {
     replies: HashMap<String, Value>,
     next_id: u64,
     refund_status: Option<String>,
+    refunds_down: bool,
 }
 
 #[derive(Clone, Default)]
@@ -77,6 +78,11 @@ impl FakeStripe {
             .collect()
     }
 
+    /// Makes refund requests fail with 500 (`true`) or work again (`false`).
+    pub fn set_refunds_down(&self, down: bool) {
+        self.inner.lock().unwrap().refunds_down = down;
+    }
+
     /// What refunds report as their status when created (Stripe: usually `pending` for cards).
     pub fn set_refund_status(&self, status: &str) {
         self.inner.lock().unwrap().refund_status = Some(status.to_owned());
@@ -104,6 +110,13 @@ async fn handle(
     };
     let mut inner = fake.inner.lock().unwrap();
     inner.requests.push(recorded.clone());
+    if path == "refunds" && inner.refunds_down {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({ "error": { "type": "api_error", "message": "down" } })),
+        )
+            .into_response();
+    }
     if let Some(key) = &recorded.idempotency_key
         && let Some(reply) = inner.replies.get(key)
     {
