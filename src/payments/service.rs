@@ -144,7 +144,11 @@ pub async fn checkout_session(
             expires_at: *expires_at,
         });
     }
-    if existing.is_none() && appointment.payment_due_at.is_none_or(|due| due <= now) {
+    let window_closed = match &existing {
+        Some(payment) => payment.expires_at <= now,
+        None => appointment.payment_due_at.is_none_or(|due| due <= now),
+    };
+    if window_closed {
         return Err(AppError::state_conflict(
             "the time to pay for this booking is over; book the slot again",
         ));
