@@ -314,6 +314,27 @@ fragment TypeRef on __Type {
 "#;
 
 #[tokio::test]
+async fn the_demo_page_is_one_self_contained_page() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/demo")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("/graphql/ws"), "talks to the API's socket");
+    for external in ["http://", "https://", "//cdn", "src=\"//"] {
+        assert!(
+            !page.contains(external),
+            "loads nothing from elsewhere: {external}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn graphiql_assets_can_come_from_a_local_folder() {
     let assets = tempfile::tempdir().unwrap();
     let graphiql = assets.path().join("graphiql@4");

@@ -1,5 +1,6 @@
-//! The HTTP surface: GraphQL, GraphiQL and the probes operators need.
+//! The HTTP surface: GraphQL, GraphiQL, the /demo page and the probes operators need.
 
+mod demo;
 mod files;
 mod graphql;
 mod health;
@@ -44,6 +45,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/demo", get(demo::page))
         .route("/files/licences/{doctor_id}", get(files::licence))
         .route("/webhooks/stripe", post(webhooks::stripe))
         .with_state(HttpState { app, schema })
