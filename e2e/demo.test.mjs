@@ -15,6 +15,12 @@ describe('the /demo page', { timeout: 120000 }, () => {
   let doctor;
   let doctorPage;
   let patientPage;
+  /// RENEGOTIATE signals as the pages send them: who, and whether it carries an offer.
+  const renegotiations = [];
+  const record = (who) => (ws) => ws.on('framesent', (frame) => {
+    const input = JSON.parse(frame.payload).payload?.variables?.input;
+    if (input?.kind === 'RENEGOTIATE') renegotiations.push(`${who}:${input.sdp ? 'offer' : 'empty'}`);
+  });
 
   const doctorStatus = async () =>
     (await gql(server.base, 'query($id: ID!) { doctor(id: $id) { status } }', { id: doctor.doctorId })).doctor.status;
@@ -26,6 +32,8 @@ describe('the /demo page', { timeout: 120000 }, () => {
     doctorPage = await newPage(browser);
     // The patient on a phone-width screen.
     patientPage = await newPage(browser, { viewport: { width: 390, height: 844 } });
+    doctorPage.on('websocket', record('doctor'));
+    patientPage.on('websocket', record('patient'));
   });
 
   after(async () => {
@@ -95,6 +103,20 @@ describe('the /demo page', { timeout: 120000 }, () => {
 
     await doctorPage.screenshot({ path: join(SCREENSHOTS, 'doctor-mid-call.png'), fullPage: true });
     await patientPage.screenshot({ path: join(SCREENSHOTS, 'patient-mid-call.png'), fullPage: true });
+    // ICE restart. A real ICE failure cannot be forced on loopback, so the doctor's page is
+    // told its connection failed: it sends an ICE-restart offer as RENEGOTIATE, the patient's
+    // page answers, and the call carries on with new ICE credentials.
+    const ufrag = (page) => page.evaluate(() => window.medilinkPeerConnection.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1]);
+    const before = await ufrag(doctorPage);
+    await doctorPage.evaluate(() => restartIce(state.call));
+    await eventually(doctorPage, (old) => {
+      const sdp = window.medilinkPeerConnection.remoteDescription.sdp;
+      return !sdp.includes(`a=ice-ufrag:${old}`) && window.medilinkPeerConnection.connectionState === 'connected';
+    }, before, 'a restarted, connected ICE session');
+    assert.notEqual(await ufrag(doctorPage), before);
+    assert.equal(await patientPage.evaluate(() => window.medilinkPeerConnection.connectionState), 'connected');
+    assert.deepEqual(renegotiations, ['doctor:offer']);
+
     for (const page of [doctorPage, patientPage]) assert.equal(await page.isHidden('#error'), true, await page.textContent('#error'));
     await patientPage.click('#hang-up');
     await patientPage.waitForSelector('#call.hidden', { state: 'attached' });
