@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { PASSWORD, approvedDoctor, gql, startServer } from './server.mjs';
+import { PASSWORD, approvedDoctor, gql, register, startServer } from './server.mjs';
 import { SCREENSHOTS, eventually, launch, newPage } from './browser.mjs';
 
 const STUN = 'stun:127.0.0.1:3478';
@@ -146,6 +146,76 @@ describe('the /demo page', { timeout: 120000 }, () => {
     await doctorPage.waitForSelector('#incoming.hidden', { state: 'attached' });
     await doctorPage.waitForSelector('#my-status[data-status="ONLINE"]');
     assert.equal(await doctorStatus(), 'ONLINE');
+  });
+
+  test('a confirmed appointment\'s call is joined from the page', async () => {
+    // Slots every 10 minutes from now on, so the next one is inside its call window (from 10
+    // minutes before the start). Days end at 23:59, so late in the UTC day the doctor works in
+    // a zone two hours behind.
+    const timeZone = new Date().getUTCHours() >= 23 ? 'Etc/GMT+2' : 'UTC';
+    const weekly = ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY']
+      .map((weekday) => ({ weekday, start: '00:00', end: '23:59' }));
+    await gql(server.base, 'mutation($input: ScheduleInput!) { setSchedule(input: $input) { slotMinutes } }', {
+      input: { timeZone, slotMinutes: 10, minNoticeMinutes: 0, weekly },
+    }, doctor.token);
+    const today = new Date().toISOString().slice(0, 10);
+    const tomorrow = new Date(Date.now() + 86400000).toISOString().slice(0, 10);
+    const { availableSlots } = await gql(server.base, 'query($d: ID!, $f: Date!, $t: Date!) { availableSlots(doctorId: $d, from: $f, to: $t, timeZone: "UTC") { startsAt } }', {
+      d: doctor.doctorId, f: today, t: tomorrow,
+    });
+    const patient = await register(server.base, 'PATIENT');
+    await gql(server.base, 'mutation($input: BookAppointmentInput!) { bookAppointment(input: $input) { status } }', {
+      input: { doctorId: doctor.doctorId, startsAt: availableSlots[0].startsAt, reason: 'Follow-up' },
+    }, patient.token);
+    // The doctor's page hears of the booking and lists it without a reload.
+    await doctorPage.waitForSelector('#appointments [data-testid="join-appointment"]');
+
+    const page = await newPage(browser);
+    page.on('websocket', record('appointment patient'));
+    await page.goto(`${server.base}/demo`);
+    await page.fill('#email', patient.email);
+    await page.fill('#password', PASSWORD);
+    await page.click('#sign-in');
+    await page.click('#appointments [data-testid="join-appointment"]');
+    await doctorPage.waitForSelector('#incoming:not(.hidden)');
+    await doctorPage.click('#accept');
+    for (const side of [doctorPage, page]) {
+      await eventually(side, () => window.medilinkPeerConnection?.connectionState === 'connected', null, 'a connected peer connection');
+    }
+    // The appointment's own chat channel.
+    await page.fill('#chat-input', 'About my appointment');
+    await page.click('#chat-send');
+    await doctorPage.waitForSelector('#chat-log li:has-text("About my appointment")');
+    await doctorPage.click('#hang-up');
+    await page.waitForSelector('#notice:has-text("The call has ended.")');
+    await doctorPage.waitForSelector('#my-status[data-status="ONLINE"]');
+    const { myAppointments } = await gql(server.base, '{ myAppointments { nodes { status } } }', {}, patient.token);
+    assert.deepEqual(myAppointments.nodes, [{ status: 'IN_PROGRESS' }]);
+    await page.context().close();
+  });
+
+  test('a new doctor submits a profile with a licence and is let in once approved', async () => {
+    const page = await newPage(browser);
+    await page.goto(`${server.base}/demo`);
+    const email = `doctor-${Date.now()}@example.com`;
+    await page.fill('#email', email);
+    await page.fill('#password', PASSWORD);
+    await page.fill('#name', 'Dr New');
+    await page.selectOption('#role', 'DOCTOR');
+    await page.click('#register');
+    await page.waitForSelector('#profile-form:not(.hidden)');
+    await page.fill('#p-licence-number', `NEW-${Date.now()}`);
+    await page.setInputFiles('#p-licence', { name: 'licence.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n%%EOF\n') });
+    await page.click('#p-submit');
+    await page.waitForSelector('#profile-state:has-text("waiting for an administrator")');
+
+    const admin = await gql(server.base, `mutation { login(input: { email: "admin@example.com", password: "${PASSWORD}" }) { accessToken } }`);
+    const token = admin.login.accessToken;
+    const { pendingDoctors } = await gql(server.base, '{ pendingDoctors { nodes { id user { email } } } }', {}, token);
+    const mine = pendingDoctors.nodes.find((d) => d.user.email === email);
+    await gql(server.base, 'mutation($id: ID!) { approveDoctor(id: $id) { id } }', { id: mine.id }, token);
+    await page.waitForSelector('#doctor-panel:not(.hidden) #my-status[data-status="OFFLINE"]');
+    await page.context().close();
   });
 
   test('errors are shown in words', async () => {
