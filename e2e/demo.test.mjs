@@ -70,6 +70,12 @@ describe('the /demo page', { timeout: 120000 }, () => {
     assert.equal(await doctorPage.textContent('#incoming-from'), 'Pat Patient');
     assert.equal(await doctorStatus(), 'BUSY');
     await doctorPage.click('#accept');
+    // A figure, not an assertion: from the click to both peer connections connected.
+    const accepted = Date.now();
+    for (const page of [doctorPage, patientPage]) {
+      await page.waitForFunction(() => window.medilinkPeerConnection?.connectionState === 'connected', null, { polling: 10 });
+    }
+    console.log(`accept to both peer connections connected: ${Date.now() - accepted} ms`);
 
     for (const page of [doctorPage, patientPage]) {
       await eventually(page, () => window.medilinkPeerConnection?.connectionState === 'connected', null, 'a connected peer connection');
