@@ -99,6 +99,9 @@ describe('the /demo page', { timeout: 120000 }, () => {
     assert.match(await doctorPage.textContent('#remote-media'), /microphone and camera off/);
     await patientPage.click('#toggle-audio');
     await doctorPage.waitForSelector('#remote-media[data-audio="on"][data-video="off"]');
+    await patientPage.click('#toggle-video');
+    await doctorPage.waitForSelector('#remote-media[data-audio="on"][data-video="on"]');
+    assert.equal(await doctorPage.textContent('#remote-media'), '');
 
     await patientPage.fill('#chat-input', 'Hello, doctor');
     await patientPage.click('#chat-send');
