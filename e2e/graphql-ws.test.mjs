@@ -2,32 +2,7 @@
 // with connectionParams, subscribes, and receives a WebRTC signal relayed by the server.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
-import { approvedDoctor, gql, register, startServer } from './server.mjs';
-
-function client(url, token) {
-  return createClient({
-    url,
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${token}` },
-    // Keep the socket open between operations: a doctor is online only while connected.
-    lazy: false,
-    retryAttempts: 0,
-  });
-}
-
-/// Runs a query or mutation over the socket.
-function run(ws, query, variables = {}) {
-  return new Promise((resolve, reject) => {
-    let result;
-    ws.subscribe({ query, variables }, {
-      next: (value) => { result = value; },
-      error: reject,
-      complete: () => (result?.errors ? reject(new Error(JSON.stringify(result.errors))) : resolve(result.data)),
-    });
-  });
-}
+import { approvedDoctor, client, gql, register, run, startServer } from './server.mjs';
 
 /// The first `count` events of a subscription, and a way to stop it.
 function collect(ws, query, variables, count) {
@@ -81,7 +56,7 @@ test('a signal travels from patient to doctor through graphql-ws', { timeout: 30
     await doctorWs.dispose();
     await patientWs.dispose();
   } finally {
-    server.stop();
+    await server.stop();
   }
 });
 
@@ -96,6 +71,6 @@ test('a bad token is refused with 4403, which graphql-ws reports as a close', { 
     assert.equal(closed, 4403);
     await ws.dispose();
   } finally {
-    server.stop();
+    await server.stop();
   }
 });

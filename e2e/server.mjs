@@ -1,7 +1,9 @@
 // Starts a real MediLink server on a free port with a fresh SQLite database, and offers the
 // GraphQL calls the tests need to set up accounts.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -21,7 +23,8 @@ async function freePort() {
   });
 }
 
-export async function startServer() {
+/// `settings`: extra MEDILINK_* variables for this server.
+export async function startServer(settings = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'medilink-e2e-'));
   const port = await freePort();
   // The server refuses unknown MEDILINK_* settings, so none leak in from the caller.
@@ -32,6 +35,7 @@ export async function startServer() {
     MEDILINK_BIND: `127.0.0.1:${port}`,
     MEDILINK_JWT_SECRET: 'an end-to-end test secret of enough length',
     MEDILINK_LOG: 'warn',
+    ...settings,
   };
   execFileSync(bin, ['create-admin', '--email', 'admin@example.com'], {
     env: { ...env, MEDILINK_ADMIN_PASSWORD: PASSWORD },
@@ -46,7 +50,19 @@ export async function startServer() {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  return { base, ws: `ws://127.0.0.1:${port}/graphql/ws`, stop: () => child.kill('SIGTERM') };
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    base,
+    ws: `ws://127.0.0.1:${port}/graphql/ws`,
+    /// Stops the server and removes its database.
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function gql(base, query, variables = {}, token) {
@@ -67,7 +83,7 @@ export async function register(base, role) {
     'mutation($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }',
     { input: { email, password: PASSWORD, name: `E2E ${role}`, role } },
   );
-  return { id: data.register.user.id, token: data.register.accessToken };
+  return { id: data.register.user.id, email, token: data.register.accessToken };
 }
 
 /// A registered, approved doctor: { id (user), doctorId, token }.
@@ -96,4 +112,28 @@ export async function approvedDoctor(base) {
   const admin = await gql(base, 'mutation { login(input: { email: "admin@example.com", password: "correct horse battery" }) { accessToken } }');
   await gql(base, 'mutation($id: ID!) { approveDoctor(id: $id) { id } }', { id: doctorId }, admin.login.accessToken);
   return { ...doctor, doctorId };
+}
+
+/// A `graphql-ws` client signed in with `token`, connected at once.
+export function client(url, token) {
+  return createClient({
+    url,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+    // Keep the socket open between operations: a doctor is online only while connected.
+    lazy: false,
+    retryAttempts: 0,
+  });
+}
+
+/// Runs a query or mutation over the socket.
+export function run(ws, query, variables = {}) {
+  return new Promise((resolve, reject) => {
+    let result;
+    ws.subscribe({ query, variables }, {
+      next: (value) => { result = value; },
+      error: reject,
+      complete: () => (result?.errors ? reject(new Error(JSON.stringify(result.errors))) : resolve(result.data)),
+    });
+  });
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -56,6 +56,17 @@ pub struct Config {
     pub payment_hold_minutes: u64,
     /// How often expired payment holds are released and unfinished refunds retried.
     pub payment_sweep_secs: u64,
+    /// STUN and TURN URLs for WebRTC, separated by commas (`stun:host:3478,turn:host:3478`).
+    pub ice_servers: String,
+    /// coturn's `static-auth-secret`: TURN credentials are minted per user and expire.
+    pub turn_secret: Option<Secret>,
+    /// How long minted TURN credentials stay valid.
+    pub turn_credential_ttl_secs: u64,
+    /// Fixed TURN credentials, for a TURN server without a shared secret.
+    pub turn_username: Option<String>,
+    pub turn_password: Option<Secret>,
+    /// A folder holding GraphiQL's assets (laid out as on the CDN), for closed networks.
+    pub graphiql_assets: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -84,6 +95,12 @@ impl Default for Config {
             platform_fee_bps: 1000,
             payment_hold_minutes: 30,
             payment_sweep_secs: 60,
+            ice_servers: String::new(),
+            turn_secret: None,
+            turn_credential_ttl_secs: 24 * 60 * 60,
+            turn_username: None,
+            turn_password: None,
+            graphiql_assets: None,
         }
     }
 }
@@ -159,6 +176,10 @@ impl Config {
                 "MEDILINK_LOBBY_RETAINED_MESSAGES",
                 u64::from(self.lobby_retained_messages),
             ),
+            (
+                "MEDILINK_TURN_CREDENTIAL_TTL_SECS",
+                self.turn_credential_ttl_secs,
+            ),
         ] {
             if value == 0 {
                 return bad(setting, "must be at least 1");
@@ -169,6 +190,12 @@ impl Config {
                 "MEDILINK_LOG",
                 "expected a log filter such as `info` or `medilink=debug`",
             );
+        }
+        self.validate_ice_servers()?;
+        if let Some(folder) = &self.graphiql_assets
+            && !folder.is_dir()
+        {
+            return bad("MEDILINK_GRAPHIQL_ASSETS", "not a folder");
         }
         if self.query_depth_limit < 4 {
             return bad("MEDILINK_QUERY_DEPTH_LIMIT", "must be at least 4");
@@ -224,6 +251,45 @@ impl Config {
             .split(',')
             .map(|o| o.trim().trim_end_matches('/'))
             .filter(|o| !o.is_empty())
+    }
+
+    /// The configured ICE server URLs.
+    pub fn ice_server_urls(&self) -> impl Iterator<Item = &str> {
+        self.ice_servers
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+    }
+
+    fn validate_ice_servers(&self) -> Result<(), ConfigError> {
+        let bad = |setting: &str, why: &str| Err(ConfigError(format!("invalid {setting}: {why}")));
+        let mut turn = false;
+        for url in self.ice_server_urls() {
+            match url.split_once(':') {
+                Some(("stun" | "stuns", rest)) if !rest.is_empty() => {}
+                Some(("turn" | "turns", rest)) if !rest.is_empty() => turn = true,
+                _ => {
+                    return bad(
+                        "MEDILINK_ICE_SERVERS",
+                        &format!("`{url}` is not a stun:, stuns:, turn: or turns: URL"),
+                    );
+                }
+            }
+        }
+        if self.turn_username.is_some() != self.turn_password.is_some() {
+            return bad(
+                "MEDILINK_TURN_USERNAME / MEDILINK_TURN_PASSWORD",
+                "set both or neither",
+            );
+        }
+        if turn && self.turn_secret.is_none() && self.turn_username.is_none() {
+            return bad(
+                "MEDILINK_ICE_SERVERS",
+                "TURN servers need MEDILINK_TURN_SECRET or MEDILINK_TURN_USERNAME and \
+                 MEDILINK_TURN_PASSWORD",
+            );
+        }
+        Ok(())
     }
 
     /// The JWT secret, or a clear error naming the setting when it is missing.

@@ -12,6 +12,7 @@ pub mod doctors;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod ice;
 pub mod notifications;
 pub mod pagination;
 pub mod payments;

@@ -124,6 +124,27 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         ]),
         "MEDILINK_PLATFORM_FEE_BPS",
     );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_ICE_SERVERS", "stun:ok.example.org,http://x"),
+        ]),
+        "MEDILINK_ICE_SERVERS",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_ICE_SERVERS", "turn:turn.example.org:3478"),
+        ]),
+        "MEDILINK_TURN_SECRET",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_GRAPHIQL_ASSETS", "/no/such/folder"),
+        ]),
+        "MEDILINK_GRAPHIQL_ASSETS",
+    );
 }
 
 #[test]

@@ -312,3 +312,59 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
 }
 "#;
+
+#[tokio::test]
+async fn the_demo_page_is_one_self_contained_page() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/demo")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("/graphql/ws"), "talks to the API's socket");
+    for external in ["http://", "https://", "//cdn", "src=\"//"] {
+        assert!(
+            !page.contains(external),
+            "loads nothing from elsewhere: {external}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn graphiql_assets_can_come_from_a_local_folder() {
+    let assets = tempfile::tempdir().unwrap();
+    let graphiql = assets.path().join("graphiql@4");
+    std::fs::create_dir_all(&graphiql).unwrap();
+    std::fs::write(graphiql.join("graphiql.min.js"), "window.GraphiQL = {};").unwrap();
+    let folder = assets.path().to_owned();
+    let app = spawn_app_with(|c| c.graphiql_assets = Some(folder)).await;
+
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("src=\"/graphql/assets/graphiql@4/graphiql.min.js\""),
+        "{page}"
+    );
+    assert!(page.contains("/graphql/assets/react@18/umd/react.development.js"));
+    assert!(!page.contains("https://"), "nothing from a CDN: {page}");
+
+    let script = app
+        .client
+        .get(app.url("/graphql/assets/graphiql@4/graphiql.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(script.text().await.unwrap(), "window.GraphiQL = {};");
+    let missing = app
+        .client
+        .get(app.url("/graphql/assets/../Cargo.toml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

@@ -821,3 +821,68 @@ async fn an_appointment_call_rings_in_its_window_and_starts_the_appointment() {
         "Can you hear me?"
     );
 }
+
+/// A call from `patient` that the doctor answers with `accept`; its id.
+async fn answered_call(
+    app: &TestApp,
+    doctor_ws: &mut WsClient,
+    doctor_id: &str,
+    patient: &Account,
+    accept: bool,
+) -> String {
+    let call = app
+        .ok(
+            START_CALL,
+            json!({ "doctor": doctor_id }),
+            Some(&patient.access),
+        )
+        .await;
+    let id = call["startCall"]["id"]
+        .as_str()
+        .expect("call id")
+        .to_owned();
+    let answered = doctor_ws
+        .execute(
+            "answer",
+            "mutation($id: ID!, $accept: Boolean!) { answerCall(callId: $id, accept: $accept) { status } }",
+            json!({ "id": id, "accept": accept }),
+        )
+        .await;
+    assert!(answered.get("errors").is_none(), "{answered}");
+    id
+}
+
+#[tokio::test]
+async fn an_answered_call_lets_its_two_people_message_each_other() {
+    const SEND: &str =
+        "mutation($input: SendMessageInput!) { sendMessage(input: $input) { body } }";
+    let app = fast_app().await;
+    let admin = app.admin().await;
+    let (doctor, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "DM-CALL-1").await;
+    let patient = app.register_patient().await;
+    let to_doctor =
+        json!({ "input": { "channel": { "userId": doctor.id }, "body": "Can you see me?" } });
+
+    answered_call(&app, &mut doctor_ws, &doctor_id, &patient, false).await;
+    let declined = app
+        .graphql(SEND, to_doctor.clone(), Some(&patient.access))
+        .await;
+    assert_eq!(
+        error_code(&declined),
+        Some("FORBIDDEN"),
+        "a declined call: {declined}"
+    );
+
+    let id = answered_call(&app, &mut doctor_ws, &doctor_id, &patient, true).await;
+    let sent = app.ok(SEND, to_doctor, Some(&patient.access)).await;
+    assert_eq!(sent["sendMessage"]["body"], "Can you see me?");
+    app.ok(
+        "mutation($id: ID!) { endCall(callId: $id) { status } }",
+        json!({ "id": id }),
+        Some(&doctor.access),
+    )
+    .await;
+    let reply = json!({ "input": { "channel": { "userId": patient.id }, "body": "Follow-up" } });
+    let after = app.ok(SEND, reply, Some(&doctor.access)).await;
+    assert_eq!(after["sendMessage"]["body"], "Follow-up");
+}

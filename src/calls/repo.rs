@@ -95,6 +95,15 @@ pub async fn list_for(
     })
 }
 
+/// Whether `a` and `b` were ever connected by an answered call (either way).
+pub async fn answered_between(db: &Db, a: Uuid, b: Uuid) -> sqlx::Result<bool> {
+    const SQL: &str = "SELECT COUNT(*) FROM calls WHERE answered_at IS NOT NULL \
+        AND ((caller_id = $1 AND callee_id = $2) OR (caller_id = $2 AND callee_id = $1))";
+    let count: i64 =
+        with_db!(db, pool => sqlx::query_scalar(SQL).bind(a).bind(b).fetch_one(pool).await)?;
+    Ok(count > 0)
+}
+
 pub async fn count_for(db: &Db, user_id: Uuid) -> sqlx::Result<i64> {
     const SQL: &str = "SELECT COUNT(*) FROM calls WHERE caller_id = $1 OR callee_id = $1";
     with_db!(db, pool => sqlx::query_scalar(SQL).bind(user_id).fetch_one(pool).await)

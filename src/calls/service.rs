@@ -465,6 +465,11 @@ pub async fn my_calls(
     Ok(Page::from_rows(rows, args, |c| time_id(c.created_at, c.id)))
 }
 
+/// Whether `a` and `b` have spoken in a call (an answered one, live or over).
+pub async fn shared_a_call(state: &AppState, a: Uuid, b: Uuid) -> AppResult<bool> {
+    Ok(repo::answered_between(&state.db, a, b).await?)
+}
+
 pub async fn count_calls(state: &AppState, user_id: Uuid) -> AppResult<i64> {
     Ok(repo::count_for(&state.db, user_id).await?)
 }

@@ -8,6 +8,7 @@ use super::model::{ChatChannelInput, ChatMessage};
 use super::repo;
 use crate::appointments;
 use crate::auth::{AuthUser, Role};
+use crate::calls;
 use crate::doctors;
 use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
@@ -56,12 +57,14 @@ pub async fn channel(
                 .await?
                 .remove(&other)
                 .ok_or_else(|| AppError::not_found("no user has this id").with_field("userId"))?;
+            // A call answered on demand has no appointment; its two people may chat too.
             let allowed = viewer.is_admin()
                 || other_user.role == Role::Admin
-                || appointments::service::share_an_appointment(state, viewer.id, other).await?;
+                || appointments::service::share_an_appointment(state, viewer.id, other).await?
+                || calls::service::shared_a_call(state, viewer.id, other).await?;
             if !allowed {
                 return Err(AppError::forbidden(
-                    "you can message people you share an appointment with",
+                    "you can message people you share an appointment or a call with",
                 ));
             }
             let (a, b) = if viewer.id < other {

@@ -16,6 +16,7 @@ use crate::chat::graphql::{ChatMutation, ChatQuery, ChatSubscription};
 use crate::config::Config;
 use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::ice::graphql::IceQuery;
 use crate::notifications::graphql::NotificationsSubscription;
 use crate::payments::graphql::{PaymentsMutation, PaymentsQuery};
 use crate::reviews::graphql::ReviewsMutation;
@@ -35,6 +36,7 @@ pub struct Query(
     CallsQuery,
     ChatQuery,
     PaymentsQuery,
+    IceQuery,
 );
 
 #[derive(MergedObject, Default)]

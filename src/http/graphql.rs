@@ -17,13 +17,25 @@ use crate::error::ErrorCode;
 use crate::graphql::context::Session;
 use crate::graphql::{complete_errors, with_request_data};
 
-pub async fn graphiql() -> Html<String> {
+/// Where GraphiQL's page loads its scripts and styles from.
+const CDN: &str = "https://unpkg.com/";
+const FAVICON: &str = "<link rel=\"icon\" href=\"https://graphql.org/favicon.ico\">";
+/// Where `MEDILINK_GRAPHIQL_ASSETS` is served (see the router).
+pub const LOCAL_ASSETS: &str = "/graphql/assets";
+
+pub async fn graphiql(State(state): State<HttpState>) -> Html<String> {
+    let page = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql/ws")
+        .title("MediLink GraphiQL")
+        .finish();
+    if state.app.config.graphiql_assets.is_none() {
+        return Html(page);
+    }
+    // On a closed network every asset comes from the configured folder, laid out as on the CDN.
     Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("MediLink GraphiQL")
-            .finish(),
+        page.replace(FAVICON, "")
+            .replace(CDN, &format!("{LOCAL_ASSETS}/")),
     )
 }
 

@@ -1,5 +1,6 @@
-//! The HTTP surface: GraphQL, GraphiQL and the probes operators need.
+//! The HTTP surface: GraphQL, GraphiQL, the /demo page and the probes operators need.
 
+mod demo;
 mod files;
 mod graphql;
 mod health;
@@ -11,6 +12,7 @@ use axum::Router;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
@@ -33,12 +35,17 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             .unwrap_or("-");
         tracing::info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path())
     });
-    Router::new()
+    let mut router = Router::new();
+    if let Some(folder) = &app.config.graphiql_assets {
+        router = router.nest_service(graphql::LOCAL_ASSETS, ServeDir::new(folder));
+    }
+    router
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/demo", get(demo::page))
         .route("/files/licences/{doctor_id}", get(files::licence))
         .route("/webhooks/stripe", post(webhooks::stripe))
         .with_state(HttpState { app, schema })

@@ -62,10 +62,15 @@ pub enum ServerMessage<'a> {
 }
 
 /// The access token of a `connection_init` payload: `authorization` ("Bearer <jwt>") or
-/// `token`.
+/// `token`. The key's case is ignored: GraphiQL passes its headers editor's `Authorization`
+/// as it is written.
 pub fn init_token(payload: Option<&serde_json::Value>) -> Option<String> {
-    let payload = payload?;
-    if let Some(header) = payload.get("authorization").and_then(|v| v.as_str()) {
+    let payload = payload?.as_object()?;
+    let authorization = payload
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, v)| v.as_str());
+    if let Some(header) = authorization {
         let header = header.trim();
         return Some(match header.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
