@@ -18,7 +18,7 @@ use crate::db::Db;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::state::AppState;
-use crate::{graphql, http, payments};
+use crate::{calls, graphql, http, payments};
 
 /// Why the server could not start; one line for the operator.
 #[derive(Debug)]
@@ -27,6 +27,7 @@ pub enum StartupError {
     Database(sqlx::Error),
     Migrate(sqlx::migrate::MigrateError),
     Bind(SocketAddr, std::io::Error),
+    Redis(redis::RedisError),
     Internal(String),
 }
 
@@ -37,6 +38,7 @@ impl fmt::Display for StartupError {
             Self::Database(e) => write!(f, "cannot open the database (MEDILINK_DATABASE_URL): {e}"),
             Self::Migrate(e) => write!(f, "cannot migrate the database: {e}"),
             Self::Bind(addr, e) => write!(f, "cannot listen on {addr} (MEDILINK_BIND): {e}"),
+            Self::Redis(e) => write!(f, "cannot reach Redis (MEDILINK_REDIS_URL): {e}"),
             Self::Internal(e) => write!(f, "{e}"),
         }
     }
@@ -79,13 +81,23 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| StartupError::Bind(config.bind, e))?;
+        let realtime = match &config.redis_url {
+            Some(url) => Realtime::redis(
+                url,
+                &config.redis_prefix,
+                Duration::from_millis(config.instance_expiry_ms),
+            )
+            .await
+            .map_err(StartupError::Redis)?,
+            None => Realtime::in_process(),
+        };
         let state = AppState {
             db,
             passwords,
             tokens,
             config: Arc::new(config),
             clock: Clock::default(),
-            realtime: Realtime::in_process(),
+            realtime,
             payments,
         };
         Ok(Self { listener, state })
@@ -113,6 +125,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let schema = graphql::build(self.state.clone());
         let router = http::router(self.state.clone(), schema);
+        calls::service::watch_instances(&self.state);
         tracing::info!(address = %self.local_addr(), database = self.state.db.backend(), "listening");
         // Without TCP_NODELAY, a second small frame (a `complete` after a `next`) waits for
         // the peer's delayed ACK: 40 ms added to each operation on a socket.

@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Variables with the `MEDILINK_` prefix that are read elsewhere, not settings of the server.
-const NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "ADMIN_PASSWORD"];
+const NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "TEST_REDIS_URL", "ADMIN_PASSWORD"];
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -67,6 +67,12 @@ pub struct Config {
     pub turn_password: Option<Secret>,
     /// A folder holding GraphiQL's assets (laid out as on the CDN), for closed networks.
     pub graphiql_assets: Option<PathBuf>,
+    /// `redis://host:port`: share the event bus and presence with other instances.
+    pub redis_url: Option<String>,
+    /// Prefix of this deployment's Redis keys and channels.
+    pub redis_prefix: String,
+    /// An instance whose heartbeat is older than this counts as gone (with Redis).
+    pub instance_expiry_ms: u64,
 }
 
 impl Default for Config {
@@ -101,6 +107,9 @@ impl Default for Config {
             turn_username: None,
             turn_password: None,
             graphiql_assets: None,
+            redis_url: None,
+            redis_prefix: "medilink".into(),
+            instance_expiry_ms: 10_000,
         }
     }
 }
@@ -184,6 +193,17 @@ impl Config {
             if value == 0 {
                 return bad(setting, "must be at least 1");
             }
+        }
+        if let Some(url) = &self.redis_url
+            && redis::Client::open(url.as_str()).is_err()
+        {
+            return bad("MEDILINK_REDIS_URL", "expected redis://<host>:<port>");
+        }
+        if self.redis_prefix.is_empty() {
+            return bad("MEDILINK_REDIS_PREFIX", "must not be empty");
+        }
+        if self.instance_expiry_ms < 300 {
+            return bad("MEDILINK_INSTANCE_EXPIRY_MS", "must be at least 300");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad(

@@ -1,10 +1,11 @@
 use async_graphql::{Enum, ID, InputObject, OneofObject, SimpleObject};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::UnknownValue;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallStatus {
     Ringing,
     Active,
@@ -82,7 +83,7 @@ impl CallEndReason {
     }
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Call {
     pub id: Uuid,
     pub doctor_id: Uuid,
@@ -118,7 +119,7 @@ impl Call {
     }
 }
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallEventKind {
     /// Someone is calling you.
     Incoming,
@@ -129,7 +130,7 @@ pub enum CallEventKind {
     Ended,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CallEvent {
     pub kind: CallEventKind,
     pub call: Call,
@@ -143,7 +144,7 @@ pub enum StartCallInput {
     AppointmentId(ID),
 }
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SignalKind {
     Offer,
     Answer,
@@ -153,7 +154,7 @@ pub enum SignalKind {
     MediaState,
 }
 
-#[derive(SimpleObject, InputObject, Clone, Debug)]
+#[derive(SimpleObject, InputObject, Clone, Debug, Serialize, Deserialize)]
 #[graphql(input_name = "IceCandidateInput")]
 pub struct IceCandidate {
     pub candidate: String,
@@ -176,7 +177,7 @@ pub struct SendSignalInput {
 }
 
 /// A signaling message on its way from one participant to the other; never stored.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Signal {
     pub call_id: Uuid,
     pub from: Uuid,

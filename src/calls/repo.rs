@@ -77,6 +77,12 @@ pub async fn live_for(db: &Db, user_id: Uuid) -> sqlx::Result<Vec<Call>> {
     with_db!(db, pool => sqlx::query_as::<_, Call>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(pool).await)
 }
 
+/// Calls still ringing that started before `cutoff`.
+pub async fn ringing_since(db: &Db, cutoff: DateTime<Utc>) -> sqlx::Result<Vec<Uuid>> {
+    const SQL: &str = "SELECT id FROM calls WHERE status = 'RINGING' AND created_at < $1";
+    with_db!(db, pool => sqlx::query_scalar(SQL).bind(cutoff).fetch_all(pool).await)
+}
+
 /// A page of the user's calls, newest first, after (created_at, id).
 pub async fn list_for(
     db: &Db,

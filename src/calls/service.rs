@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::model::{
@@ -21,7 +22,7 @@ use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::realtime::bus::{Event, Topic};
 use crate::realtime::limiter::Rate;
-use crate::realtime::presence::DoctorStatus;
+use crate::realtime::presence::{DoctorStatus, PresenceError};
 use crate::state::AppState;
 
 const SDP_MAX_BYTES: usize = 64 * 1024;
@@ -58,7 +59,13 @@ pub async fn set_doctor_status(
         .realtime
         .presence
         .set_available(doctor.id, viewer.id, available)
-        .map_err(|_| AppError::state_conflict("connect to /graphql/ws before going online"))
+        .await
+        .map_err(|e| match e {
+            PresenceError::NotConnected => {
+                AppError::state_conflict("connect to /graphql/ws before going online")
+            }
+            PresenceError::Store(e) => e.into(),
+        })
 }
 
 pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) -> AppResult<Call> {
@@ -67,7 +74,12 @@ pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) ->
         StartCallInput::DoctorId(id) => {
             viewer.require(Role::Patient)?;
             let doctor = doctors::service::get(state, None, parse_id(&id, "doctorId")?).await?;
-            match state.realtime.presence.status(doctor.id, doctor.user_id) {
+            match state
+                .realtime
+                .presence
+                .status(doctor.id, doctor.user_id)
+                .await?
+            {
                 DoctorStatus::Online => {}
                 DoctorStatus::Busy => return Err(busy()),
                 DoctorStatus::Offline => {
@@ -128,10 +140,7 @@ pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) ->
     };
     let call = repo::insert(&state.db, &call).await?.ok_or_else(busy)?;
     remember(state, &call);
-    state
-        .realtime
-        .presence
-        .set_busy(call.doctor_id, call.doctor_user_id, true);
+    set_busy(state, &call, true).await;
     publish(state, call.callee_id, CallEventKind::Incoming, &call);
     let (state, id) = (state.clone(), call.id);
     let ring = Duration::from_secs(state.config.ring_timeout_secs);
@@ -252,13 +261,22 @@ async fn finish(
         return Ok(None);
     };
     forget(state, call_id);
-    state
-        .realtime
-        .presence
-        .set_busy(call.doctor_id, call.doctor_user_id, false);
+    set_busy(state, &call, false).await;
     publish(state, call.caller_id, reason.event(), &call);
     publish(state, call.callee_id, reason.event(), &call);
     Ok(Some(call))
+}
+
+/// The database decided the call; presence follows it, and a failure there must not undo it.
+async fn set_busy(state: &AppState, call: &Call, busy: bool) {
+    if let Err(e) = state
+        .realtime
+        .presence
+        .set_busy(call.doctor_id, call.doctor_user_id, busy)
+        .await
+    {
+        tracing::warn!(call = %call.id, error = %e.0, "cannot record the doctor's call in presence");
+    }
 }
 
 /// A participant's last connection closed: after a grace period for reconnecting, their live
@@ -267,20 +285,71 @@ pub fn connection_lost(state: &AppState, user_id: Uuid) {
     let state = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(state.config.call_grace_secs)).await;
-        if state.realtime.presence.is_connected(user_id) {
-            return;
-        }
-        let calls = match repo::live_for(&state.db, user_id).await {
-            Ok(calls) => calls,
+        match state.realtime.presence.is_connected(user_id).await {
+            Ok(false) => {}
+            Ok(true) => return,
             Err(e) => {
-                tracing::warn!(user = %user_id, error = %e, "cannot look up calls of a lost connection");
+                tracing::warn!(user = %user_id, error = %e.0, "cannot tell whether a user came back");
                 return;
             }
+        }
+        end_calls_of(&state, user_id, CallEndReason::Dropped).await;
+    });
+}
+
+/// Ends the user's live calls: ringing ones with `ringing`, active ones as DROPPED.
+async fn end_calls_of(state: &AppState, user_id: Uuid, ringing: CallEndReason) {
+    let calls = match repo::live_for(&state.db, user_id).await {
+        Ok(calls) => calls,
+        Err(e) => {
+            tracing::warn!(user = %user_id, error = %e, "cannot look up calls of a lost connection");
+            return;
+        }
+    };
+    for call in calls {
+        let (from, reason) = match call.status {
+            CallStatus::Ringing => (CallStatus::Ringing, ringing),
+            _ => (CallStatus::Active, CallEndReason::Dropped),
         };
-        for call in calls {
-            let from = [CallStatus::Ringing, CallStatus::Active];
-            if let Err(e) = finish(&state, call.id, &from, CallEndReason::Dropped).await {
-                tracing::warn!(call = %call.id, error = ?e.message(), "cannot end a dropped call");
+        if let Err(e) = finish(state, call.id, &[from], reason).await {
+            tracing::warn!(call = %call.id, error = ?e.message(), "cannot end a dropped call");
+        }
+    }
+}
+
+/// With several instances: ends the calls of users whose instance vanished (a ringing one as
+/// MISSED, an active one as DROPPED), and rings that outlived the instance that timed them.
+pub fn watch_instances(state: &AppState) {
+    let (vanished, mut found) = mpsc::channel(4);
+    let presence = state.realtime.presence.clone();
+    tokio::spawn(async move { presence.keep_alive(vanished).await });
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some(users) = found.recv().await {
+            for user_id in users {
+                end_calls_of(&state, user_id, CallEndReason::Missed).await;
+            }
+            let ring = chrono::Duration::seconds(
+                i64::try_from(state.config.ring_timeout_secs).unwrap_or(i64::MAX),
+            );
+            let stale = match repo::ringing_since(&state.db, state.clock.now() - ring).await {
+                Ok(stale) => stale,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look up overdue rings");
+                    continue;
+                }
+            };
+            for call_id in stale {
+                if let Err(e) = finish(
+                    &state,
+                    call_id,
+                    &[CallStatus::Ringing],
+                    CallEndReason::Missed,
+                )
+                .await
+                {
+                    tracing::warn!(call = %call_id, error = ?e.message(), "ring timeout failed");
+                }
             }
         }
     });

@@ -1,5 +1,6 @@
 use async_graphql::{ID, InputObject, OneofObject};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(OneofObject, Clone)]
@@ -19,7 +20,7 @@ pub struct SendMessageInput {
     pub body: String,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, sqlx::FromRow, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub id: Uuid,
     /// The channel's key: `appointment:<id>`, `direct:<id>:<id>` or `lobby`.

@@ -38,7 +38,7 @@ impl DoctorsQuery {
     ) -> AppResult<Connection<Doctor>> {
         let args = PageArgs::new(first, after)?;
         let state = state(ctx);
-        let filter = Arc::new(service::search_filter(state, filter)?);
+        let filter = Arc::new(service::search_filter(state, filter).await?);
         let page = service::search(state, &filter, sort.unwrap_or_default(), &args).await?;
         prefetch_edges(ctx, &page).await?;
         let state = state.clone();
@@ -196,8 +196,8 @@ impl Doctor {
     }
 
     /// ONLINE, BUSY or OFFLINE right now.
-    async fn status(&self, ctx: &Context<'_>) -> DoctorStatus {
-        service::status(state(ctx), self)
+    async fn status(&self, ctx: &Context<'_>) -> AppResult<DoctorStatus> {
+        service::status(state(ctx), self).await
     }
 
     /// Why the profile was rejected; for admins and the doctor only.

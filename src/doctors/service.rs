@@ -128,12 +128,15 @@ pub async fn search(
     }))
 }
 
-pub fn search_filter(state: &AppState, filter: Option<DoctorFilter>) -> AppResult<SearchFilter> {
+pub async fn search_filter(
+    state: &AppState,
+    filter: Option<DoctorFilter>,
+) -> AppResult<SearchFilter> {
     let filter = filter.unwrap_or_default();
     let status = filter.status;
     let mut search = validate::filter(filter)?;
     if let Some(status) = status {
-        let present = state.realtime.presence.present_doctors();
+        let present = state.realtime.presence.present_doctors().await?;
         if status == DoctorStatus::Offline {
             search.excluded_ids = present.into_iter().map(|(id, _)| id).collect();
         } else {
@@ -155,6 +158,7 @@ pub async fn present(state: &AppState) -> AppResult<Vec<Doctor>> {
         .realtime
         .presence
         .present_doctors()
+        .await?
         .into_iter()
         .map(|(id, _)| id)
         .collect();
@@ -166,8 +170,12 @@ pub async fn present(state: &AppState) -> AppResult<Vec<Doctor>> {
 }
 
 /// The doctor's presence status.
-pub fn status(state: &AppState, doctor: &Doctor) -> DoctorStatus {
-    state.realtime.presence.status(doctor.id, doctor.user_id)
+pub async fn status(state: &AppState, doctor: &Doctor) -> AppResult<DoctorStatus> {
+    Ok(state
+        .realtime
+        .presence
+        .status(doctor.id, doctor.user_id)
+        .await?)
 }
 
 pub async fn count(state: &AppState, filter: &SearchFilter) -> AppResult<i64> {

@@ -10,20 +10,28 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers, and with Redis, the event bus is connected.
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
     let database = state.app.db.backend();
-    match state.app.db.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": database })),
-        ),
+    let database_ok = match state.app.db.ping().await {
+        Ok(()) => true,
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": database })),
-            )
+            false
         }
+    };
+    let mut body = json!({ "database": database });
+    let mut ready = database_ok;
+    if state.app.config.redis_url.is_some() {
+        let bus_up = state.app.realtime.bus.is_up();
+        body["redis"] = json!(if bus_up { "connected" } else { "disconnected" });
+        ready &= bus_up;
     }
+    body["status"] = json!(if ready { "ready" } else { "unavailable" });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
 }

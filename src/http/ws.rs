@@ -17,6 +17,7 @@ use crate::auth::AuthUser;
 use crate::calls;
 use crate::graphql::context::Session;
 use crate::graphql::{complete_errors, with_request_data};
+use crate::realtime::bus::{Event, Topic};
 use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, close, init_token};
 use crate::users;
@@ -85,8 +86,28 @@ async fn serve(mut socket: WebSocket, state: HttpState) {
     else {
         return;
     };
-    let presence = state.app.realtime.presence.clone();
-    let Connection { id, mut kicked } = presence.connect(user.id);
+    let realtime = &state.app.realtime;
+    let presence = realtime.presence.clone();
+    let Connection { id, kicked } = match presence.connect(user.id).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::warn!(error = %error.0, "cannot record a connection in presence");
+            close_with(&mut socket, close::INTERNAL, "Presence unavailable").await;
+            return;
+        }
+    };
+    // Kicks from other instances come through the user's topic. Before the ack, this instance
+    // is listening to the user's events and to doctor statuses wherever they are published.
+    let kicked_elsewhere = realtime
+        .bus
+        .subscribe(Topic::User(user.id))
+        .filter(|event| std::future::ready(matches!(event, Event::Kick)));
+    let holds = futures_util::future::join(
+        realtime.bus.hold(Topic::User(user.id)),
+        realtime.bus.hold(Topic::DoctorStatus),
+    )
+    .await;
+    let mut kicked = futures_util::future::select(kicked, kicked_elsewhere.into_future());
     if send(&mut socket, &ServerMessage::ConnectionAck).await {
         run(
             &mut socket,
@@ -97,8 +118,13 @@ async fn serve(mut socket: WebSocket, state: HttpState) {
         )
         .await;
     }
-    if presence.disconnect(user.id, id) {
-        calls::service::connection_lost(&state.app, user.id);
+    drop(holds);
+    match presence.disconnect(user.id, id).await {
+        Ok(true) => calls::service::connection_lost(&state.app, user.id),
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(error = %error.0, "cannot record a closed connection in presence")
+        }
     }
 }
 
@@ -159,7 +185,7 @@ async fn run(
     socket: &mut WebSocket,
     state: &HttpState,
     user: AuthUser,
-    kicked: &mut tokio::sync::oneshot::Receiver<()>,
+    kicked: &mut (impl Future + Unpin),
     ping_every: Duration,
 ) {
     let session = Arc::new(Session::authenticated(user));

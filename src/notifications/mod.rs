@@ -5,12 +5,13 @@ pub mod graphql;
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::realtime::bus::{Event, Topic};
 use crate::state::AppState;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NotificationKind {
     AppointmentBooked,
     AppointmentCancelled,
@@ -21,7 +22,7 @@ pub enum NotificationKind {
     DoctorRejected,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Notification {
     pub kind: NotificationKind,
     pub message: String,

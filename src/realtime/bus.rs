@@ -1,11 +1,13 @@
-//! The event bus: everything delivered to other connections goes through it, so that a Redis
-//! implementation can later carry the same events between server instances.
+//! The event bus: everything delivered to other connections goes through it, in process by
+//! default or over Redis (`super::redis_bus`) so that several instances share users.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
@@ -26,13 +28,34 @@ pub enum Topic {
     Chat(String),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Event {
     DoctorStatus(DoctorStatusEvent),
     Call(Box<CallEvent>),
     Signal(Box<Signal>),
     Chat(Box<ChatMessage>),
     Notification(Notification),
+    /// The user was logged out or blocked: their sockets on every instance must close.
+    Kick,
+}
+
+/// Keeps this instance receiving a topic's events from other instances while it lives.
+pub struct Hold {
+    _release: Option<Box<dyn Send + Sync>>,
+}
+
+impl Hold {
+    /// A hold on a bus that has no other instances to hear from.
+    pub fn local() -> Self {
+        Self { _release: None }
+    }
+
+    /// A hold that runs `release`'s `Drop` when it ends.
+    pub fn new(release: impl Send + Sync + 'static) -> Self {
+        Self {
+            _release: Some(Box::new(release)),
+        }
+    }
 }
 
 pub trait EventBus: Send + Sync {
@@ -42,6 +65,13 @@ pub trait EventBus: Send + Sync {
     /// Events published on `topic` from now on. A subscriber that falls too far behind misses
     /// the oldest events rather than slowing down everyone else.
     fn subscribe(&self, topic: Topic) -> BoxStream<'static, Event>;
+
+    /// Resolves once events published on `topic` by any instance reach this instance's
+    /// subscribers, and keeps it so while the returned hold lives.
+    fn hold(&self, topic: Topic) -> BoxFuture<'static, Hold>;
+
+    /// Whether events reach other instances now (always, in process).
+    fn is_up(&self) -> bool;
 }
 
 /// Events a subscriber may fall behind by before it misses the oldest.
@@ -78,5 +108,13 @@ impl EventBus for InProcessBus {
         BroadcastStream::new(receiver)
             .filter_map(|item| std::future::ready(item.ok()))
             .boxed()
+    }
+
+    fn hold(&self, _topic: Topic) -> BoxFuture<'static, Hold> {
+        Box::pin(std::future::ready(Hold::local()))
+    }
+
+    fn is_up(&self) -> bool {
+        true
     }
 }

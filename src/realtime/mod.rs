@@ -5,18 +5,24 @@ pub mod bus;
 pub mod limiter;
 pub mod presence;
 pub mod protocol;
+pub mod redis_bus;
+pub mod shared_presence;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bus::EventBus;
 use limiter::Limiter;
 use presence::Presence;
+use redis_bus::RedisBus;
+use shared_presence::SharedPresence;
 use uuid::Uuid;
 
 use crate::calls::model::Call;
 
-/// The real-time parts of the application state: instance-local, behind the bus.
+/// The real-time parts of the application state: the bus and presence, in process or shared
+/// with other instances through Redis; the rate limits and the live-call cache stay local.
 #[derive(Clone)]
 pub struct Realtime {
     pub bus: Arc<dyn EventBus>,
@@ -35,5 +41,19 @@ impl Realtime {
             limiter: Arc::default(),
             live_calls: Arc::default(),
         }
+    }
+
+    /// The bus and presence over Redis at `url`, under the key and channel `prefix`; an
+    /// instance whose heartbeat is older than `expiry` counts as gone.
+    pub async fn redis(url: &str, prefix: &str, expiry: Duration) -> redis::RedisResult<Self> {
+        let (bus, connection) = RedisBus::connect(url, prefix).await?;
+        let bus: Arc<dyn EventBus> = Arc::new(bus);
+        let shared = SharedPresence::new(connection, prefix, expiry);
+        Ok(Self {
+            presence: Arc::new(Presence::shared(bus.clone(), shared)),
+            bus,
+            limiter: Arc::default(),
+            live_calls: Arc::default(),
+        })
     }
 }

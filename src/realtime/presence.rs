@@ -2,19 +2,24 @@
 //!
 //! A user is connected while any WebSocket of theirs is open. A doctor's status is derived, not
 //! stored: OFFLINE while not connected, BUSY while in a call, ONLINE if they chose to be,
-//! OFFLINE otherwise. Every change of a doctor's status is published on the bus.
+//! OFFLINE otherwise. Every change of a doctor's status is published on the bus. With several
+//! instances, the counts and doctor state live in Redis (`super::shared_presence`); the kick
+//! handles of this instance's sockets always stay here.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
-use tokio::sync::oneshot;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::bus::{Event, EventBus, Topic};
+use super::shared_presence::{Change, SharedPresence};
+use crate::error::AppError;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DoctorStatus {
     /// Connected and taking calls.
     Online,
@@ -23,7 +28,7 @@ pub enum DoctorStatus {
     Offline,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DoctorStatusEvent {
     pub doctor_id: Uuid,
     pub status: DoctorStatus,
@@ -66,9 +71,17 @@ impl State {
     }
 }
 
+/// Where the shared part of presence lives: in this process, or in Redis for all instances.
+enum Store {
+    Local,
+    Shared(Box<SharedPresence>),
+}
+
 pub struct Presence {
     bus: Arc<dyn EventBus>,
+    /// This instance's sockets; with `Store::Local`, also everyone's doctor state.
     state: Mutex<State>,
+    store: Store,
 }
 
 impl Presence {
@@ -76,6 +89,16 @@ impl Presence {
         Self {
             bus,
             state: Mutex::default(),
+            store: Store::Local,
+        }
+    }
+
+    /// Presence shared with other instances through Redis.
+    pub fn shared(bus: Arc<dyn EventBus>, shared: SharedPresence) -> Self {
+        Self {
+            bus,
+            state: Mutex::default(),
+            store: Store::Shared(Box::new(shared)),
         }
     }
 
@@ -96,10 +119,14 @@ impl Presence {
         let out = change(&mut state);
         let after = state.status(doctor_id, user_id);
         drop(state);
+        self.publish_change(doctor_id, (before, after));
+        out
+    }
+
+    fn publish_change(&self, doctor_id: Uuid, (before, after): Change) {
         if before != after {
             self.publish(doctor_id, after);
         }
-        out
     }
 
     fn publish(&self, doctor_id: Uuid, status: DoctorStatus) {
@@ -113,21 +140,56 @@ impl Presence {
         );
     }
 
-    pub fn connect(&self, user_id: Uuid) -> Connection {
+    pub async fn connect(&self, user_id: Uuid) -> Result<Connection, StoreError> {
         let (kick, kicked) = oneshot::channel();
-        let mut state = self.state();
-        state.next_id += 1;
-        let id = state.next_id;
-        state
-            .connections
-            .entry(user_id)
-            .or_default()
-            .insert(id, kick);
-        Connection { id, kicked }
+        let id = {
+            let mut state = self.state();
+            state.next_id += 1;
+            let id = state.next_id;
+            state
+                .connections
+                .entry(user_id)
+                .or_default()
+                .insert(id, kick);
+            id
+        };
+        let connection = Connection { id, kicked };
+        if let Store::Shared(shared) = &self.store
+            && let Err(error) = shared.connect(user_id).await
+        {
+            self.forget(user_id, id);
+            return Err(StoreError(error));
+        }
+        Ok(connection)
     }
 
-    /// Forgets a closed connection; true if it was the user's last.
-    pub fn disconnect(&self, user_id: Uuid, connection_id: u64) -> bool {
+    /// Removes a connection from this instance's table; true if it was the user's last here.
+    fn forget(&self, user_id: Uuid, connection_id: u64) -> bool {
+        let mut state = self.state();
+        if let Some(open) = state.connections.get_mut(&user_id) {
+            open.remove(&connection_id);
+            if open.is_empty() {
+                state.connections.remove(&user_id);
+            }
+        }
+        !state.connected(user_id)
+    }
+
+    /// Forgets a closed connection; true if it was the user's last (on any instance).
+    pub async fn disconnect(&self, user_id: Uuid, connection_id: u64) -> Result<bool, StoreError> {
+        let shared = match &self.store {
+            Store::Shared(shared) => shared,
+            Store::Local => return Ok(self.disconnect_local(user_id, connection_id)),
+        };
+        self.forget(user_id, connection_id);
+        let (last, doctor) = shared.disconnect(user_id).await.map_err(StoreError)?;
+        if let Some((doctor_id, change)) = doctor {
+            self.publish_change(doctor_id, change);
+        }
+        Ok(last)
+    }
+
+    fn disconnect_local(&self, user_id: Uuid, connection_id: u64) -> bool {
         let mut state = self.state();
         let doctor = state.doctor_of.get(&user_id).copied();
         let before = doctor.map(|d| state.status(d, user_id));
@@ -144,19 +206,21 @@ impl Presence {
         }
         let after = doctor.map(|d| state.status(d, user_id));
         drop(state);
-        if let (Some(doctor_id), Some(before), Some(after)) = (doctor, before, after)
-            && before != after
-        {
-            self.publish(doctor_id, after);
+        if let (Some(doctor_id), Some(before), Some(after)) = (doctor, before, after) {
+            self.publish_change(doctor_id, (before, after));
         }
         last
     }
 
-    pub fn is_connected(&self, user_id: Uuid) -> bool {
-        self.state().connected(user_id)
+    pub async fn is_connected(&self, user_id: Uuid) -> Result<bool, StoreError> {
+        match &self.store {
+            Store::Local => Ok(self.state().connected(user_id)),
+            Store::Shared(shared) => shared.is_connected(user_id).await.map_err(StoreError),
+        }
     }
 
-    /// Closes every connection of the user (after logout or blocking).
+    /// Closes every connection of the user, on this instance at once and on the others
+    /// through the bus (after logout or blocking).
     pub fn kick(&self, user_id: Uuid) {
         let kicks = self
             .state()
@@ -166,18 +230,31 @@ impl Presence {
         for (_, kick) in kicks {
             let _ = kick.send(());
         }
+        if let Store::Shared(_) = self.store {
+            self.bus.publish(Topic::User(user_id), Event::Kick);
+        }
     }
 
-    /// The doctor's choice; false if they asked to be ONLINE without an open connection.
-    pub fn set_available(
+    /// The doctor's choice; `NotConnected` if they asked to be ONLINE without an open
+    /// connection.
+    pub async fn set_available(
         &self,
         doctor_id: Uuid,
         user_id: Uuid,
         available: bool,
-    ) -> Result<DoctorStatus, NotConnected> {
+    ) -> Result<DoctorStatus, PresenceError> {
+        if let Store::Shared(shared) = &self.store {
+            let change = shared
+                .set_flag(doctor_id, user_id, "online", available)
+                .await
+                .map_err(|e| PresenceError::Store(StoreError(e)))?
+                .ok_or(PresenceError::NotConnected)?;
+            self.publish_change(doctor_id, change);
+            return Ok(change.1);
+        }
         self.with_doctor(doctor_id, user_id, |state| {
             if available && !state.connected(user_id) {
-                return Err(NotConnected);
+                return Err(PresenceError::NotConnected);
             }
             if available {
                 state.wants_online.insert(doctor_id);
@@ -188,7 +265,22 @@ impl Presence {
         })
     }
 
-    pub fn set_busy(&self, doctor_id: Uuid, user_id: Uuid, busy: bool) {
+    pub async fn set_busy(
+        &self,
+        doctor_id: Uuid,
+        user_id: Uuid,
+        busy: bool,
+    ) -> Result<(), StoreError> {
+        if let Store::Shared(shared) = &self.store {
+            if let Some(change) = shared
+                .set_flag(doctor_id, user_id, "busy", busy)
+                .await
+                .map_err(StoreError)?
+            {
+                self.publish_change(doctor_id, change);
+            }
+            return Ok(());
+        }
         self.with_doctor(doctor_id, user_id, |state| {
             if busy {
                 state.busy.insert(doctor_id);
@@ -196,23 +288,74 @@ impl Presence {
                 state.busy.remove(&doctor_id);
             }
         });
+        Ok(())
     }
 
-    pub fn status(&self, doctor_id: Uuid, user_id: Uuid) -> DoctorStatus {
-        self.state().status(doctor_id, user_id)
+    pub async fn status(&self, doctor_id: Uuid, user_id: Uuid) -> Result<DoctorStatus, StoreError> {
+        match &self.store {
+            Store::Local => Ok(self.state().status(doctor_id, user_id)),
+            Store::Shared(shared) => shared.status(doctor_id, user_id).await.map_err(StoreError),
+        }
     }
 
     /// Doctors whose status is not OFFLINE, by profile id.
-    pub fn present_doctors(&self) -> Vec<(Uuid, DoctorStatus)> {
+    pub async fn present_doctors(&self) -> Result<Vec<(Uuid, DoctorStatus)>, StoreError> {
+        if let Store::Shared(shared) = &self.store {
+            return shared.present_doctors().await.map_err(StoreError);
+        }
         let state = self.state();
-        state
+        Ok(state
             .doctor_of
             .iter()
             .map(|(user, doctor)| (*doctor, state.status(*doctor, *user)))
             .filter(|(_, status)| *status != DoctorStatus::Offline)
-            .collect()
+            .collect())
+    }
+
+    /// With shared presence: refreshes this instance's heartbeat every third of the expiry
+    /// and sends what it finds of vanished instances to `vanished` (their users, to end their
+    /// calls). Runs until `vanished` closes; returns at once for local presence.
+    pub async fn keep_alive(&self, vanished: mpsc::Sender<Vec<Uuid>>) {
+        let Store::Shared(shared) = &self.store else {
+            return;
+        };
+        let mut tick = tokio::time::interval(shared.heartbeat_every());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let local: Vec<(Uuid, usize)> = self
+                .state()
+                .connections
+                .iter()
+                .map(|(user, open)| (*user, open.len()))
+                .collect();
+            match shared.heartbeat(&local).await {
+                Ok(found) => {
+                    for doctor_id in found.doctors {
+                        self.publish(doctor_id, DoctorStatus::Offline);
+                    }
+                    if vanished.send(found.users).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot refresh this instance's heartbeat"),
+            }
+        }
+    }
+}
+
+/// Redis failed to read or change presence.
+#[derive(Debug)]
+pub struct StoreError(pub redis::RedisError);
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        AppError::internal(error.0)
     }
 }
 
 #[derive(Debug)]
-pub struct NotConnected;
+pub enum PresenceError {
+    NotConnected,
+    Store(StoreError),
+}

@@ -16,6 +16,8 @@ pub mod close {
     pub const TOO_MANY_INITS: u16 = 4429;
     /// The peer stopped answering pings.
     pub const GOING_AWAY: u16 = 1001;
+    /// The server cannot serve the socket now (presence store unreachable); clients retry.
+    pub const INTERNAL: u16 = 1011;
 }
 
 #[derive(Debug, Deserialize)]

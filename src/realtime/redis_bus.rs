@@ -1,0 +1,378 @@
+//! The event bus over Redis pub/sub, so that several instances serve one set of users.
+//!
+//! One Redis channel per topic: per user (call events, signals, notifications, kicks), per chat
+//! channel, and one for doctor statuses. An instance subscribes to a channel only while one of
+//! its local subscribers or holds needs it. Events are JSON; an instance's own events come back
+//! through Redis like everyone else's, which keeps one order per channel.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use redis::aio::ConnectionManager;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::bus::{Event, EventBus, Hold, Topic};
+
+/// Events a local subscriber may fall behind by before it misses the oldest.
+const CAPACITY: usize = 64;
+/// Publishes sent to Redis in one pipeline.
+const BATCH: usize = 256;
+/// How long a hold waits for Redis to confirm a subscription before giving up on it.
+const CONFIRM_WAIT: Duration = Duration::from_secs(5);
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+pub struct RedisBus {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    prefix: String,
+    channels: Mutex<HashMap<String, Channel>>,
+    /// Bumped whenever subscriptions are confirmed, for holds waiting on one.
+    confirmations: watch::Sender<u64>,
+    /// Names of channels whose number of holders went from or to zero.
+    interest: mpsc::UnboundedSender<String>,
+    outgoing: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    up: AtomicBool,
+}
+
+#[derive(Default)]
+struct Channel {
+    holders: usize,
+    local: Option<broadcast::Sender<Event>>,
+    /// Redis confirmed the subscription on the current connection.
+    confirmed: bool,
+}
+
+/// One holder of a channel; the last one to go unsubscribes.
+struct Release {
+    shared: Arc<Shared>,
+    channel: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let mut channels = self.shared.channels();
+        if let Some(entry) = channels.get_mut(&self.channel) {
+            entry.holders -= 1;
+            if entry.holders == 0 {
+                channels.remove(&self.channel);
+                let _ = self.shared.interest.send(self.channel.clone());
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn channels(&self) -> MutexGuard<'_, HashMap<String, Channel>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn name(&self, topic: &Topic) -> String {
+        match topic {
+            Topic::User(id) => format!("{}:user:{id}", self.prefix),
+            Topic::DoctorStatus => format!("{}:doctor-status", self.prefix),
+            Topic::Chat(key) => format!("{}:chat:{key}", self.prefix),
+        }
+    }
+
+    /// Registers one more holder of `channel`, and a local receiver if `listen`.
+    fn acquire(
+        self: &Arc<Self>,
+        channel: &str,
+        listen: bool,
+    ) -> (Release, Option<broadcast::Receiver<Event>>) {
+        let mut channels = self.channels();
+        let entry = channels.entry(channel.to_owned()).or_default();
+        entry.holders += 1;
+        if entry.holders == 1 {
+            let _ = self.interest.send(channel.to_owned());
+        }
+        let receiver = listen.then(|| {
+            entry
+                .local
+                .get_or_insert_with(|| broadcast::channel(CAPACITY).0)
+                .subscribe()
+        });
+        let release = Release {
+            shared: self.clone(),
+            channel: channel.to_owned(),
+        };
+        (release, receiver)
+    }
+
+    fn is_confirmed(&self, channel: &str) -> bool {
+        self.channels().get(channel).is_some_and(|c| c.confirmed)
+    }
+
+    fn wanted(&self) -> Vec<String> {
+        self.channels().keys().cloned().collect()
+    }
+
+    /// Of the `changed` channels, those to subscribe to and those to leave.
+    fn changes(
+        &self,
+        changed: HashSet<String>,
+        subscribed: &HashSet<String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let channels = self.channels();
+        changed
+            .into_iter()
+            .filter(|name| channels.contains_key(name) != subscribed.contains(name))
+            .partition(|name| channels.contains_key(name))
+    }
+
+    fn set_confirmed<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
+        let mut channels = self.channels();
+        for name in names {
+            if let Some(entry) = channels.get_mut(name) {
+                entry.confirmed = true;
+            }
+        }
+        drop(channels);
+        self.confirmations.send_modify(|n| *n += 1);
+    }
+
+    fn set_down(&self) {
+        self.up.store(false, Ordering::Relaxed);
+        for entry in self.channels().values_mut() {
+            entry.confirmed = false;
+        }
+    }
+
+    fn deliver(&self, message: &redis::Msg) {
+        let event: Event = match serde_json::from_slice(message.get_payload_bytes()) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(%error, channel = message.get_channel_name(), "undecodable event on the bus");
+                return;
+            }
+        };
+        let channels = self.channels();
+        if let Some(sender) = channels
+            .get(message.get_channel_name())
+            .and_then(|c| c.local.as_ref())
+        {
+            let _ = sender.send(event);
+        }
+    }
+}
+
+impl RedisBus {
+    /// Connects to Redis (failing if it does not answer now) and starts the publisher and the
+    /// subscriber tasks; after that, lost connections are re-established in the background.
+    /// Returns the bus and a connection for other shared state.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+    ) -> Result<(Self, ConnectionManager), redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let connection = ConnectionManager::new(client.clone()).await?;
+        let (interest, interest_rx) = mpsc::unbounded_channel();
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            prefix: prefix.to_owned(),
+            channels: Mutex::default(),
+            confirmations: watch::channel(0).0,
+            interest,
+            outgoing,
+            up: AtomicBool::new(false),
+        });
+        tokio::spawn(publish_loop(connection.clone(), outgoing_rx));
+        tokio::spawn(subscribe_loop(client, Arc::downgrade(&shared), interest_rx));
+        Ok((Self { shared }, connection))
+    }
+}
+
+impl EventBus for RedisBus {
+    fn publish(&self, topic: Topic, event: Event) {
+        match serde_json::to_vec(&event) {
+            Ok(payload) => {
+                let _ = self
+                    .shared
+                    .outgoing
+                    .send((self.shared.name(&topic), payload));
+            }
+            Err(error) => tracing::error!(%error, "cannot encode an event for the bus"),
+        }
+    }
+
+    fn subscribe(&self, topic: Topic) -> BoxStream<'static, Event> {
+        let (release, receiver) = self.shared.acquire(&self.shared.name(&topic), true);
+        let Some(receiver) = receiver else {
+            return futures_util::stream::empty().boxed();
+        };
+        BroadcastStream::new(receiver)
+            .filter_map(move |item| {
+                // The stream holds the channel for as long as it lives.
+                let _holding = &release;
+                std::future::ready(item.ok())
+            })
+            .boxed()
+    }
+
+    fn hold(&self, topic: Topic) -> BoxFuture<'static, Hold> {
+        let name = self.shared.name(&topic);
+        let (release, _) = self.shared.acquire(&name, false);
+        let shared = self.shared.clone();
+        let mut confirmations = shared.confirmations.subscribe();
+        Box::pin(async move {
+            let confirmed = tokio::time::timeout(CONFIRM_WAIT, async {
+                while !shared.is_confirmed(&name) {
+                    if confirmations.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+            if confirmed.is_err() {
+                tracing::warn!(channel = %name, "Redis did not confirm a subscription in time");
+            }
+            Hold::new(release)
+        })
+    }
+
+    fn is_up(&self) -> bool {
+        self.shared.up.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends events to Redis in order, pipelining whatever has queued up meanwhile.
+async fn publish_loop(
+    mut connection: ConnectionManager,
+    mut outgoing: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while outgoing.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+            tracing::warn!(%error, "events lost: cannot publish to Redis");
+        }
+    }
+}
+
+/// Why a pub/sub connection ended.
+enum Ended {
+    /// The bus is gone: stop.
+    Closed,
+    Lost(redis::RedisError),
+}
+
+/// Keeps one pub/sub connection subscribed to the channels wanted now, reconnecting (and
+/// subscribing again) whenever it is lost.
+async fn subscribe_loop(
+    client: redis::Client,
+    shared: Weak<Shared>,
+    mut interest: mpsc::UnboundedReceiver<String>,
+) {
+    let mut retry = RETRY_MIN;
+    let mut was_lost = false;
+    loop {
+        let ended = serve_connection(&client, &shared, &mut interest, was_lost, &mut retry).await;
+        let Some(bus) = shared.upgrade() else { return };
+        match ended {
+            Ended::Closed => return,
+            Ended::Lost(error) => {
+                if bus.up.load(Ordering::Relaxed) || !was_lost {
+                    tracing::warn!(%error, "event bus lost its Redis connection; reconnecting");
+                }
+                bus.set_down();
+                was_lost = true;
+            }
+        }
+        drop(bus);
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(RETRY_MAX);
+    }
+}
+
+async fn serve_connection(
+    client: &redis::Client,
+    shared: &Weak<Shared>,
+    interest: &mut mpsc::UnboundedReceiver<String>,
+    reconnecting: bool,
+    retry: &mut Duration,
+) -> Ended {
+    let pubsub = match client.get_async_pubsub().await {
+        Ok(pubsub) => pubsub,
+        Err(error) => return Ended::Lost(error),
+    };
+    let (mut sink, mut messages) = pubsub.split();
+    let Some(wanted) = shared.upgrade().map(|bus| bus.wanted()) else {
+        return Ended::Closed;
+    };
+    if !wanted.is_empty()
+        && let Err(error) = sink.subscribe(&wanted).await
+    {
+        return Ended::Lost(error);
+    }
+    let mut subscribed: HashSet<String> = wanted.into_iter().collect();
+    match shared.upgrade() {
+        Some(bus) => {
+            bus.up.store(true, Ordering::Relaxed);
+            bus.set_confirmed(&subscribed);
+        }
+        None => return Ended::Closed,
+    }
+    *retry = RETRY_MIN;
+    if reconnecting {
+        tracing::info!(
+            channels = subscribed.len(),
+            "event bus reconnected to Redis; subscriptions re-established"
+        );
+    }
+    loop {
+        tokio::select! {
+            message = messages.next() => match (message, shared.upgrade()) {
+                (Some(message), Some(bus)) => bus.deliver(&message),
+                (None, _) => return Ended::Lost(lost()),
+                (_, None) => return Ended::Closed,
+            },
+            name = interest.recv() => {
+                let Some(name) = name else { return Ended::Closed };
+                let mut changed = HashSet::from([name]);
+                while let Ok(name) = interest.try_recv() {
+                    changed.insert(name);
+                }
+                let Some(bus) = shared.upgrade() else { return Ended::Closed };
+                let (add, remove) = bus.changes(changed, &subscribed);
+                drop(bus);
+                if !add.is_empty() {
+                    if let Err(error) = sink.subscribe(&add).await {
+                        return Ended::Lost(error);
+                    }
+                    subscribed.extend(add.iter().cloned());
+                    match shared.upgrade() {
+                        Some(bus) => bus.set_confirmed(&add),
+                        None => return Ended::Closed,
+                    }
+                }
+                if !remove.is_empty() {
+                    if let Err(error) = sink.unsubscribe(&remove).await {
+                        return Ended::Lost(error);
+                    }
+                    for name in &remove {
+                        subscribed.remove(name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lost() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "the pub/sub connection closed",
+    ))
+}
