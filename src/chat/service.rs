@@ -176,11 +176,13 @@ pub async fn added(
     channel_input: &ChatChannelInput,
 ) -> AppResult<BoxStream<'static, ChatMessage>> {
     let channel = channel(state, viewer, channel_input).await?;
-    Ok(state
-        .realtime
-        .bus
+    let bus = &state.realtime.bus;
+    // With several instances, messages sent elsewhere reach this one once the hold is in.
+    let hold = bus.hold(Topic::Chat(channel.clone())).await;
+    Ok(bus
         .subscribe(Topic::Chat(channel))
-        .filter_map(|event| {
+        .filter_map(move |event| {
+            let _holding = &hold;
             std::future::ready(match event {
                 Event::Chat(message) => Some(*message),
                 _ => None,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bus::EventBus;
+use bus::{Event, EventBus};
 use limiter::Limiter;
 use presence::Presence;
 use redis_bus::RedisBus;
@@ -46,14 +46,28 @@ impl Realtime {
     /// The bus and presence over Redis at `url`, under the key and channel `prefix`; an
     /// instance whose heartbeat is older than `expiry` counts as gone.
     pub async fn redis(url: &str, prefix: &str, expiry: Duration) -> redis::RedisResult<Self> {
-        let (bus, connection) = RedisBus::connect(url, prefix).await?;
+        let live_calls: Arc<Mutex<HashMap<Uuid, Call>>> = Arc::default();
+        let cache = live_calls.clone();
+        // Another instance may answer or end a call this one has cached: its call events
+        // keep the cache true.
+        let observer = Box::new(move |event: &Event| {
+            if let Event::Call(event) = event {
+                let mut calls = cache.lock().unwrap_or_else(|p| p.into_inner());
+                if !event.call.is_live() {
+                    calls.remove(&event.call.id);
+                } else if let Some(cached) = calls.get_mut(&event.call.id) {
+                    *cached = event.call.clone();
+                }
+            }
+        });
+        let (bus, connection) = RedisBus::connect(url, prefix, observer).await?;
         let bus: Arc<dyn EventBus> = Arc::new(bus);
         let shared = SharedPresence::new(connection, prefix, expiry);
         Ok(Self {
             presence: Arc::new(Presence::shared(bus.clone(), shared)),
             bus,
             limiter: Arc::default(),
-            live_calls: Arc::default(),
+            live_calls,
         })
     }
 }

@@ -32,6 +32,9 @@ pub struct RedisBus {
     shared: Arc<Shared>,
 }
 
+/// Sees every event that reaches this instance, before its subscribers do.
+pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
+
 struct Shared {
     prefix: String,
     channels: Mutex<HashMap<String, Channel>>,
@@ -41,6 +44,7 @@ struct Shared {
     interest: mpsc::UnboundedSender<String>,
     outgoing: mpsc::UnboundedSender<(String, Vec<u8>)>,
     up: AtomicBool,
+    observer: Observer,
 }
 
 #[derive(Default)]
@@ -155,6 +159,7 @@ impl Shared {
                 return;
             }
         };
+        (self.observer)(&event);
         let channels = self.channels();
         if let Some(sender) = channels
             .get(message.get_channel_name())
@@ -172,6 +177,7 @@ impl RedisBus {
     pub async fn connect(
         url: &str,
         prefix: &str,
+        observer: Observer,
     ) -> Result<(Self, ConnectionManager), redis::RedisError> {
         let client = redis::Client::open(url)?;
         let connection = ConnectionManager::new(client.clone()).await?;
@@ -184,6 +190,7 @@ impl RedisBus {
             interest,
             outgoing,
             up: AtomicBool::new(false),
+            observer,
         });
         tokio::spawn(publish_loop(connection.clone(), outgoing_rx));
         tokio::spawn(subscribe_loop(client, Arc::downgrade(&shared), interest_rx));

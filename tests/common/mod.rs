@@ -6,6 +6,7 @@ pub mod stripe;
 pub mod ws;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use medilink::Application;
 use medilink::auth::password::Passwords;
@@ -25,7 +26,9 @@ pub struct TestApp {
     /// The server's clock, to step through time-bound rules without waiting.
     pub clock: Clock,
     pub jwt_secret: String,
-    _dir: tempfile::TempDir,
+    /// What it was started with, to start more instances beside it.
+    pub config: Config,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 pub struct Account {
@@ -50,18 +53,72 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     configure(&mut config);
-    let app = Application::build(config).await.expect("app builds");
-    let addr = app.local_addr();
-    let db = app.state().db.clone();
-    let clock = app.state().clock.clone();
-    tokio::spawn(app.run_until(std::future::pending()));
+    start(
+        config,
+        jwt_secret,
+        Arc::new(dir),
+        &tokio::runtime::Handle::current(),
+    )
+    .await
+}
+
+/// Builds and serves an instance of `config` on `runtime`.
+async fn start(
+    config: Config,
+    jwt_secret: String,
+    dir: Arc<tempfile::TempDir>,
+    runtime: &tokio::runtime::Handle,
+) -> TestApp {
+    let (started, built) = tokio::sync::oneshot::channel();
+    let serving = config.clone();
+    runtime.spawn(async move {
+        let app = Application::build(serving).await.expect("app builds");
+        let state = app.state();
+        let _ = started.send((app.local_addr(), state.db.clone(), state.clock.clone()));
+        app.run_until(std::future::pending()).await
+    });
+    let (addr, db, clock) = built.await.expect("the instance started");
     TestApp {
         addr,
         client: reqwest::Client::new(),
         db,
         clock,
         jwt_secret,
+        config,
         _dir: dir,
+    }
+}
+
+/// The Redis of the tests that need one: `MEDILINK_TEST_REDIS_URL`, or the local default.
+pub fn test_redis_url() -> String {
+    std::env::var("MEDILINK_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
+}
+
+/// Two instances on one fresh database and one Redis, under a key and channel prefix of
+/// their own so that tests running at once do not meet.
+pub async fn spawn_instances(configure: impl Fn(&mut Config)) -> (TestApp, TestApp) {
+    let prefix = format!("medilink-test-{}", Uuid::new_v4().simple());
+    let first = spawn_app_with(|config| {
+        config.redis_url = Some(test_redis_url());
+        config.redis_prefix = prefix;
+        configure(config);
+    })
+    .await;
+    let second = first
+        .another_instance(&tokio::runtime::Handle::current())
+        .await;
+    (first, second)
+}
+
+impl TestApp {
+    /// One more instance with this one's settings and database, served on `runtime`.
+    pub async fn another_instance(&self, runtime: &tokio::runtime::Handle) -> TestApp {
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().expect("address");
+        start(config, self.jwt_secret.clone(), self._dir.clone(), runtime).await
     }
 }
 

@@ -1,0 +1,386 @@
+//! Several instances on one database and one Redis: presence, calls, signals, chat and kicks
+//! cross from one instance to the other, and an instance that vanishes leaves no ghosts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ws::WsClient;
+use common::*;
+use futures_util::future::join;
+use serde_json::{Value, json};
+
+const CALL_EVENTS: &str = "subscription { callEvents { kind call { id status endReason } } }";
+const SIGNALS: &str = "subscription($id: ID!) { signals(callId: $id) { from kind sdp candidate { candidate } audioEnabled videoEnabled } }";
+const SEND_SIGNAL: &str = "mutation($input: SendSignalInput!) { sendSignal(input: $input) }";
+const START_CALL: &str =
+    "mutation($doctor: ID!) { startCall(input: { doctorId: $doctor }) { id status } }";
+const STATUS_CHANGES: &str = "subscription { doctorStatusChanged { doctor { id } status } }";
+const DOCTOR_STATUS: &str = "query($id: ID!) { doctor(id: $id) { status } }";
+
+/// An approved doctor (registered through `app`) with a socket on `on`, ONLINE.
+async fn online_doctor(app: &TestApp, on: &TestApp, licence: &str) -> (Account, String, WsClient) {
+    let admin = app.admin().await;
+    let (doctor, id) = app
+        .approved_doctor(&admin, &format!("Dr {licence}"), profile_input(licence))
+        .await;
+    let mut socket = on.ws_client(&doctor.access).await;
+    let online = socket
+        .execute(
+            "online",
+            "mutation { setDoctorStatus(status: ONLINE) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
+    (doctor, id, socket)
+}
+
+async fn status_on(app: &TestApp, doctor_id: &str) -> Value {
+    app.ok(DOCTOR_STATUS, json!({ "id": doctor_id }), None)
+        .await["doctor"]["status"]
+        .clone()
+}
+
+async fn signal(socket: &mut WsClient, id: &str, input: Value) {
+    let sent = socket
+        .execute(id, SEND_SIGNAL, json!({ "input": input }))
+        .await;
+    assert_eq!(sent["data"]["sendSignal"], true, "{sent}");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_call_crosses_instances_from_ring_to_hang_up() {
+    let (a, b) = spawn_instances(|config| config.ring_timeout_secs = 600).await;
+    let watcher = a.register_patient().await;
+    let mut watching = a.ws_client(&watcher.access).await;
+    watching
+        .subscribe("status", STATUS_CHANGES, json!({}))
+        .await;
+    watching.sync().await;
+
+    // The doctor is on B; A sees them ONLINE, in queries and in its status stream.
+    let (doctor, doctor_id, mut doctor_ws) = online_doctor(&a, &b, "MULTI-1").await;
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"],
+        json!({ "doctor": { "id": doctor_id }, "status": "ONLINE" })
+    );
+    assert_eq!(status_on(&a, &doctor_id).await, "ONLINE");
+    let online = a.ok("{ onlineDoctors { id } }", json!({}), None).await;
+    assert_eq!(online["onlineDoctors"], json!([{ "id": doctor_id }]));
+
+    let patient = a.register_patient().await;
+    let mut patient_ws = a.ws_client(&patient.access).await;
+    doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    doctor_ws.sync().await;
+    patient_ws.sync().await;
+    let call = patient_ws
+        .execute("call", START_CALL, json!({ "doctor": doctor_id }))
+        .await;
+    let call_id = call["data"]["startCall"]["id"]
+        .as_str()
+        .expect("call started")
+        .to_owned();
+    assert_eq!(
+        doctor_ws.next_data("events").await["callEvents"]["kind"],
+        "INCOMING"
+    );
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"]["status"],
+        "BUSY"
+    );
+    assert_eq!(status_on(&b, &doctor_id).await, "BUSY");
+
+    let answered = doctor_ws
+        .execute(
+            "answer",
+            "mutation($id: ID!) { answerCall(callId: $id, accept: true) { status } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    assert_eq!(answered["data"]["answerCall"]["status"], "ACTIVE");
+    for socket in [&mut doctor_ws, &mut patient_ws] {
+        assert_eq!(
+            socket.next_data("events").await["callEvents"]["kind"],
+            "ACCEPTED"
+        );
+    }
+
+    doctor_ws
+        .subscribe("signals", SIGNALS, json!({ "id": call_id }))
+        .await;
+    patient_ws
+        .subscribe("signals", SIGNALS, json!({ "id": call_id }))
+        .await;
+    doctor_ws.sync().await;
+    patient_ws.sync().await;
+    signal(
+        &mut patient_ws,
+        "offer",
+        json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
+    )
+    .await;
+    let offer = doctor_ws.next_data("signals").await["signals"].clone();
+    assert_eq!(
+        (
+            offer["kind"].as_str(),
+            offer["sdp"].as_str(),
+            offer["from"].as_str()
+        ),
+        (Some("OFFER"), Some("v=0 offer"), Some(patient.id.as_str()))
+    );
+    signal(
+        &mut doctor_ws,
+        "answer",
+        json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 answer" }),
+    )
+    .await;
+    assert_eq!(
+        patient_ws.next_data("signals").await["signals"]["sdp"],
+        "v=0 answer"
+    );
+    let candidate = json!({ "candidate": "candidate:1 1 udp 1 10.0.0.1 5000 typ host" });
+    signal(
+        &mut doctor_ws,
+        "ice",
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate }),
+    )
+    .await;
+    assert_eq!(
+        patient_ws.next_data("signals").await["signals"]["candidate"],
+        candidate
+    );
+    signal(
+        &mut patient_ws,
+        "mute",
+        json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false }),
+    )
+    .await;
+    let media = doctor_ws.next_data("signals").await["signals"].clone();
+    assert_eq!(media["audioEnabled"], false);
+    // One sender's signals keep their order across instances.
+    for n in 0..20 {
+        signal(
+            &mut patient_ws,
+            &format!("seq{n}"),
+            json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": format!("v=0 #{n}") }),
+        )
+        .await;
+    }
+    for n in 0..20 {
+        assert_eq!(
+            doctor_ws.next_data("signals").await["signals"]["sdp"],
+            format!("v=0 #{n}")
+        );
+    }
+
+    // Chat in the lobby, sent on A, read on B.
+    doctor_ws
+        .subscribe(
+            "chat",
+            "subscription { messageAdded(channel: { lobby: true }) { body } }",
+            json!({}),
+        )
+        .await;
+    doctor_ws.sync().await;
+    a.ok(
+        "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }",
+        json!({ "input": { "channel": { "lobby": true }, "body": "Can you hear me?" } }),
+        Some(&patient.access),
+    )
+    .await;
+    assert_eq!(
+        doctor_ws.next_data("chat").await["messageAdded"]["body"],
+        "Can you hear me?"
+    );
+
+    let ended = patient_ws
+        .execute(
+            "end",
+            "mutation($id: ID!) { endCall(callId: $id) { endReason } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    assert_eq!(ended["data"]["endCall"]["endReason"], "HANGUP");
+    for socket in [&mut doctor_ws, &mut patient_ws] {
+        assert_eq!(
+            socket.next_data("events").await["callEvents"]["kind"],
+            "ENDED"
+        );
+        assert_eq!(socket.message_for("signals").await["type"], "complete");
+    }
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"]["status"],
+        "ONLINE"
+    );
+    assert_eq!(status_on(&b, &doctor_id).await, "ONLINE");
+    // B cached the call when the doctor answered; A's hang-up reached that cache too.
+    let late = doctor_ws
+        .execute(
+            "late",
+            SEND_SIGNAL,
+            json!({ "input": { "callId": call_id, "kind": "OFFER", "sdp": "v=0" } }),
+        )
+        .await;
+    assert_eq!(error_code(&late), Some("CONFLICT"), "{late}");
+
+    // The doctor leaves B: A sees them OFFLINE.
+    doctor_ws.close().await;
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"]["status"],
+        "OFFLINE"
+    );
+    let calls = b
+        .ok(
+            "{ myCalls { totalCount } }",
+            json!({}),
+            Some(&doctor.access),
+        )
+        .await;
+    assert_eq!(calls["myCalls"]["totalCount"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis"]
+async fn two_callers_on_two_instances_race_and_one_rings() {
+    let (a, b) = spawn_instances(|_| {}).await;
+    let (_, doctor_id, _doctor_ws) = online_doctor(&a, &b, "MULTI-RACE").await;
+    for round in 0..5 {
+        let first = a.register_patient().await;
+        let second = b.register_patient().await;
+        let (one, two) = join(
+            a.graphql(
+                START_CALL,
+                json!({ "doctor": doctor_id }),
+                Some(&first.access),
+            ),
+            b.graphql(
+                START_CALL,
+                json!({ "doctor": doctor_id }),
+                Some(&second.access),
+            ),
+        )
+        .await;
+        let ringing: Vec<&Value> = [&one, &two]
+            .into_iter()
+            .filter(|r| r["data"]["startCall"]["status"] == "RINGING")
+            .collect();
+        let conflicts = [&one, &two]
+            .into_iter()
+            .filter(|r| error_code(r) == Some("CONFLICT"))
+            .count();
+        assert_eq!(
+            (ringing.len(), conflicts),
+            (1, 1),
+            "round {round}: {one} {two}"
+        );
+        assert_eq!(status_on(&a, &doctor_id).await, "BUSY");
+        // The winner hangs up on the instance it called through; the doctor is free again.
+        let (app, caller) = if one["data"]["startCall"]["status"] == "RINGING" {
+            (&a, &first)
+        } else {
+            (&b, &second)
+        };
+        let call_id = ringing[0]["data"]["startCall"]["id"].clone();
+        app.ok(
+            "mutation($id: ID!) { cancelCall(callId: $id) { status } }",
+            json!({ "id": call_id }),
+            Some(&caller.access),
+        )
+        .await;
+        assert_eq!(status_on(&b, &doctor_id).await, "ONLINE");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn blocking_closes_the_users_sockets_on_every_instance() {
+    let (a, b) = spawn_instances(|_| {}).await;
+    let admin = a.admin().await;
+    let ann = a.register_patient().await;
+    let mut on_a = a.ws_client(&ann.access).await;
+    let mut on_b = b.ws_client(&ann.access).await;
+    on_b.subscribe("events", CALL_EVENTS, json!({})).await;
+    on_b.sync().await;
+    a.ok(
+        "mutation($id: ID!) { blockUser(id: $id) { id } }",
+        json!({ "id": ann.id }),
+        Some(&admin.access),
+    )
+    .await;
+    let closed = tokio::time::timeout(Duration::from_secs(1), async {
+        (on_a.closed().await, on_b.closed().await)
+    })
+    .await
+    .expect("closed within a second");
+    assert_eq!(closed, (4403, 4403));
+
+    // Logging out on B closes the socket on A.
+    let bob = a.register_patient().await;
+    let mut bob_on_a = a.ws_client(&bob.access).await;
+    b.ok("mutation { logout }", json!({}), Some(&bob.access))
+        .await;
+    assert_eq!(bob_on_a.closed().await, 4403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis"]
+async fn a_vanished_instance_leaves_no_online_doctor_and_no_ringing_call() {
+    let (a, _) = spawn_instances(|config| {
+        config.instance_expiry_ms = 1500;
+        config.ring_timeout_secs = 600;
+        config.call_grace_secs = 600;
+    })
+    .await;
+    // Instance C runs on a runtime of its own, so that it can vanish without cleaning up.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let c = a.another_instance(runtime.handle()).await;
+    let watcher = a.register_patient().await;
+    let mut watching = a.ws_client(&watcher.access).await;
+    watching
+        .subscribe("status", STATUS_CHANGES, json!({}))
+        .await;
+    watching.sync().await;
+    let (_, doctor_id, _doctor_ws) = online_doctor(&a, &c, "MULTI-GONE").await;
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"]["status"],
+        "ONLINE"
+    );
+
+    let patient = a.register_patient().await;
+    let mut patient_ws = a.ws_client(&patient.access).await;
+    patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    patient_ws.sync().await;
+    let call = patient_ws
+        .execute("call", START_CALL, json!({ "doctor": doctor_id }))
+        .await;
+    assert_eq!(call["data"]["startCall"]["status"], "RINGING", "{call}");
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"]["status"],
+        "BUSY"
+    );
+
+    // C stops dead: no disconnect is recorded, its heartbeat just stops.
+    runtime.shutdown_background();
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"],
+        json!({ "doctor": { "id": doctor_id }, "status": "OFFLINE" })
+    );
+    let missed = patient_ws.next_data("events").await["callEvents"].clone();
+    assert_eq!(
+        (
+            missed["kind"].as_str(),
+            missed["call"]["endReason"].as_str()
+        ),
+        (Some("MISSED"), Some("MISSED"))
+    );
+    assert_eq!(status_on(&a, &doctor_id).await, "OFFLINE");
+    let online = a.ok("{ onlineDoctors { id } }", json!({}), None).await;
+    assert_eq!(online["onlineDoctors"], json!([]));
+}

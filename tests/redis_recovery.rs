@@ -1,0 +1,223 @@
+//! The Redis bus recovers from lost connections: subscriptions come back and later signals are
+//! delivered. A test binary of its own, because `CLIENT KILL TYPE pubsub` cuts every pub/sub
+//! connection on the server, those of tests running beside it too (cargo runs test binaries
+//! one after another).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::ws::WsClient;
+use common::*;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const SIGNALS: &str = "subscription($id: ID!) { signals(callId: $id) { sdp } }";
+const SEND_SIGNAL: &str = "mutation($input: SendSignalInput!) { sendSignal(input: $input) }";
+
+/// A patient on `a` in an active call with a doctor on `b`, both listening for signals.
+async fn call_across(a: &TestApp, b: &TestApp) -> (WsClient, WsClient, String) {
+    let admin = a.admin().await;
+    let (doctor, doctor_id) = a
+        .approved_doctor(&admin, "Dr Recovery", profile_input("RECOVER-1"))
+        .await;
+    let mut doctor_ws = b.ws_client(&doctor.access).await;
+    doctor_ws
+        .execute(
+            "online",
+            "mutation { setDoctorStatus(status: ONLINE) }",
+            json!({}),
+        )
+        .await;
+    let patient = a.register_patient().await;
+    let mut patient_ws = a.ws_client(&patient.access).await;
+    let call = patient_ws
+        .execute(
+            "call",
+            "mutation($d: ID!) { startCall(input: { doctorId: $d }) { id } }",
+            json!({ "d": doctor_id }),
+        )
+        .await;
+    let call_id = call["data"]["startCall"]["id"]
+        .as_str()
+        .expect("call started")
+        .to_owned();
+    doctor_ws
+        .execute(
+            "answer",
+            "mutation($id: ID!) { answerCall(callId: $id, accept: true) { id } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    doctor_ws
+        .subscribe("signals", SIGNALS, json!({ "id": call_id }))
+        .await;
+    doctor_ws.sync().await;
+    (patient_ws, doctor_ws, call_id)
+}
+
+async fn send(patient_ws: &mut WsClient, call_id: &str, id: &str, sdp: &str) {
+    let sent = patient_ws
+        .execute(
+            id,
+            SEND_SIGNAL,
+            json!({ "input": { "callId": call_id, "kind": "OFFER", "sdp": sdp } }),
+        )
+        .await;
+    assert_eq!(sent["data"]["sendSignal"], true, "{sent}");
+}
+
+/// Sends probes until one crosses (the bus may still be reconnecting), then checks that ten
+/// later signals all arrive, in order.
+async fn signals_cross_again(patient_ws: &mut WsClient, doctor_ws: &mut WsClient, call_id: &str) {
+    let mut crossed = false;
+    for n in 0..100 {
+        send(
+            patient_ws,
+            call_id,
+            &format!("probe{n}"),
+            &format!("probe {n}"),
+        )
+        .await;
+        if tokio::time::timeout(Duration::from_millis(200), doctor_ws.next_data("signals"))
+            .await
+            .is_ok()
+        {
+            crossed = true;
+            break;
+        }
+    }
+    assert!(crossed, "no signal crossed after the bus reconnected");
+    for n in 0..10 {
+        send(
+            patient_ws,
+            call_id,
+            &format!("after{n}"),
+            &format!("after {n}"),
+        )
+        .await;
+    }
+    let mut received = Vec::new();
+    while received.len() < 10 {
+        let sdp = doctor_ws.next_data("signals").await["signals"]["sdp"].clone();
+        if sdp.as_str().is_some_and(|s| s.starts_with("after")) {
+            received.push(sdp);
+        }
+    }
+    let expected: Vec<Value> = (0..10).map(|n| json!(format!("after {n}"))).collect();
+    assert_eq!(received, expected);
+}
+
+async fn readiness(app: &TestApp) -> (u16, Value) {
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+async fn wait_for_readiness(app: &TestApp, want: u16) -> Value {
+    for _ in 0..200 {
+        let (status, body) = readiness(app).await;
+        if status == want {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/readyz never answered {want}");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn the_bus_recovers_when_redis_cuts_its_pubsub_connections() {
+    let (a, b) = spawn_instances(|config| config.ring_timeout_secs = 600).await;
+    let (mut patient_ws, mut doctor_ws, call_id) = call_across(&a, &b).await;
+    send(&mut patient_ws, &call_id, "before", "before").await;
+    assert_eq!(
+        doctor_ws.next_data("signals").await["signals"]["sdp"],
+        "before"
+    );
+
+    let client = redis::Client::open(test_redis_url()).expect("redis url");
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connects");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+    assert!(killed >= 2, "both instances had a pub/sub connection");
+
+    signals_cross_again(&mut patient_ws, &mut doctor_ws, &call_id).await;
+    for app in [&a, &b] {
+        let body = wait_for_readiness(app, 200).await;
+        assert_eq!(body["redis"], "connected");
+    }
+}
+
+/// A TCP relay to Redis that the test can cut (dropping every connection and refusing new
+/// ones) and restore, as a Redis restart would.
+async fn redis_gate() -> (SocketAddr, watch::Sender<bool>) {
+    let upstream = test_redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (open, _) = watch::channel(true);
+    let gate = open.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            if !*gate.borrow() {
+                continue;
+            }
+            let mut closed = gate.subscribe();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = closed.wait_for(|open| !open) => {}
+                }
+            });
+        }
+    });
+    (addr, open)
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn readiness_follows_redis_and_subscriptions_come_back_after_an_outage() {
+    let (gate_addr, gate) = redis_gate().await;
+    let (a, b) = spawn_instances(|config| {
+        config.ring_timeout_secs = 600;
+        config.redis_url = Some(format!("redis://{gate_addr}"));
+    })
+    .await;
+    let (mut patient_ws, mut doctor_ws, call_id) = call_across(&a, &b).await;
+    wait_for_readiness(&a, 200).await;
+
+    gate.send_replace(false);
+    let body = wait_for_readiness(&a, 503).await;
+    assert_eq!(body["redis"], "disconnected");
+    wait_for_readiness(&b, 503).await;
+
+    gate.send_replace(true);
+    wait_for_readiness(&a, 200).await;
+    wait_for_readiness(&b, 200).await;
+    signals_cross_again(&mut patient_ws, &mut doctor_ws, &call_id).await;
+}
