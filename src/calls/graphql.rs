@@ -139,7 +139,7 @@ impl CallsSubscription {
             .subscribe(Topic::DoctorStatus)
             .filter_map(|event| {
                 std::future::ready(match event {
-                    Event::DoctorStatus(event) => Some(event),
+                    Event::DoctorStatus(event) => Some(*event),
                     _ => None,
                 })
             }))

@@ -22,8 +22,18 @@ use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, close, init_token};
 use crate::users;
 
+/// tungstenite reads in chunks of this size (128 KiB by default, allocated per socket up
+/// front); protocol messages are small, and a larger one grows the buffer while it lasts.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames queued for a peer that does not read before the socket is dropped.
+const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<HttpState>) -> HttpResponse {
     ws.protocols([SUBPROTOCOL])
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Every send flushes at once: no write buffer is kept between frames.
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| serve(socket, state))
 }
 

@@ -26,7 +26,7 @@ impl NotificationsSubscription {
             .subscribe(Topic::User(viewer.id))
             .filter_map(|event| {
                 std::future::ready(match event {
-                    Event::Notification(notification) => Some(notification),
+                    Event::Notification(notification) => Some(*notification),
                     _ => None,
                 })
             }))

@@ -40,11 +40,11 @@ pub fn notify(
 ) {
     state.realtime.bus.publish(
         Topic::User(user_id),
-        Event::Notification(Notification {
+        Event::Notification(Box::new(Notification {
             kind,
             message: message.into(),
             appointment_id,
             at: Utc::now(),
-        }),
+        })),
     );
 }

@@ -28,13 +28,15 @@ pub enum Topic {
     Chat(String),
 }
 
+/// Every variant is boxed or empty: each user's channel keeps room for `CAPACITY` events, so
+/// a byte of `Event` costs `CAPACITY` bytes per connected user.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Event {
-    DoctorStatus(DoctorStatusEvent),
+    DoctorStatus(Box<DoctorStatusEvent>),
     Call(Box<CallEvent>),
     Signal(Box<Signal>),
     Chat(Box<ChatMessage>),
-    Notification(Notification),
+    Notification(Box<Notification>),
     /// The user was logged out or blocked: their sockets on every instance must close.
     Kick,
 }
@@ -75,7 +77,7 @@ pub trait EventBus: Send + Sync {
 }
 
 /// Events a subscriber may fall behind by before it misses the oldest.
-const CAPACITY: usize = 256;
+const CAPACITY: usize = 64;
 const PRUNE_ABOVE: usize = 64;
 
 /// The bus of a single server instance: one broadcast channel per topic with subscribers.

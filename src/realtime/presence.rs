@@ -132,11 +132,11 @@ impl Presence {
     fn publish(&self, doctor_id: Uuid, status: DoctorStatus) {
         self.bus.publish(
             Topic::DoctorStatus,
-            Event::DoctorStatus(DoctorStatusEvent {
+            Event::DoctorStatus(Box::new(DoctorStatusEvent {
                 doctor_id,
                 status,
                 at: Utc::now(),
-            }),
+            })),
         );
     }
 
