@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
 use crate::graphql::loaders::{
-    DoctorLoader, PaymentLoader, RequestLoader, ReviewLoader, UserLoader, prefetch,
+    DoctorLoader, PaymentLoader, ReviewLoader, UserLoader, loader, prefetch,
 };
 use crate::graphql::parse_id;
 use crate::graphql::scalars::Date;
@@ -149,14 +149,14 @@ impl Appointment {
     }
 
     async fn doctor(&self, ctx: &Context<'_>) -> AppResult<Doctor> {
-        ctx.data_unchecked::<RequestLoader<DoctorLoader>>()
+        loader::<DoctorLoader>(ctx)
             .load_one(self.doctor_id)
             .await?
             .ok_or_else(|| AppError::not_found("the appointment's doctor no longer exists"))
     }
 
     async fn patient(&self, ctx: &Context<'_>) -> AppResult<User> {
-        ctx.data_unchecked::<RequestLoader<UserLoader>>()
+        loader::<UserLoader>(ctx)
             .load_one(self.patient_id)
             .await?
             .ok_or_else(|| AppError::not_found("the appointment's patient no longer exists"))
@@ -181,10 +181,7 @@ impl Appointment {
     /// The doctor's fee when it was booked.
     /// Where the money stands: NOT_REQUIRED when the booking needed no payment.
     async fn payment(&self, ctx: &Context<'_>) -> AppResult<Payment> {
-        let row = ctx
-            .data_unchecked::<RequestLoader<PaymentLoader>>()
-            .load_one(self.id)
-            .await?;
+        let row = loader::<PaymentLoader>(ctx).load_one(self.id).await?;
         Ok(payments::service::of_appointment(state(ctx), self, row))
     }
 
@@ -238,8 +235,6 @@ impl Appointment {
 
     /// The patient's review, once written.
     async fn review(&self, ctx: &Context<'_>) -> AppResult<Option<Review>> {
-        ctx.data_unchecked::<RequestLoader<ReviewLoader>>()
-            .load_one(self.id)
-            .await
+        loader::<ReviewLoader>(ctx).load_one(self.id).await
     }
 }

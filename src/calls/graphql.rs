@@ -16,7 +16,7 @@ use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
-use crate::graphql::loaders::{DoctorLoader, RequestLoader, UserLoader, prefetch};
+use crate::graphql::loaders::{DoctorLoader, UserLoader, loader, prefetch};
 use crate::graphql::parse_id;
 use crate::pagination::PageArgs;
 use crate::realtime::bus::{Event, Topic};
@@ -139,7 +139,7 @@ impl CallsSubscription {
             .subscribe(Topic::DoctorStatus)
             .filter_map(|event| {
                 std::future::ready(match event {
-                    Event::DoctorStatus(event) => Some(*event),
+                    Event::DoctorStatus(event) => Some(Arc::unwrap_or_clone(event)),
                     _ => None,
                 })
             }))
@@ -165,14 +165,14 @@ impl CallsSubscription {
 }
 
 async fn load_user(ctx: &Context<'_>, id: uuid::Uuid) -> AppResult<User> {
-    ctx.data_unchecked::<RequestLoader<UserLoader>>()
+    loader::<UserLoader>(ctx)
         .load_one(id)
         .await?
         .ok_or_else(|| AppError::not_found("the user no longer exists"))
 }
 
 async fn load_doctor(ctx: &Context<'_>, id: uuid::Uuid) -> AppResult<Doctor> {
-    ctx.data_unchecked::<RequestLoader<DoctorLoader>>()
+    loader::<DoctorLoader>(ctx)
         .load_one(id)
         .await?
         .ok_or_else(|| AppError::not_found("the doctor no longer exists"))

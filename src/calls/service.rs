@@ -1,5 +1,6 @@
 //! Call rules: who may call whom and when, the life of a call, and the signaling relay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -404,7 +405,7 @@ fn forget(state: &AppState, call_id: Uuid) {
 fn publish(state: &AppState, user_id: Uuid, kind: CallEventKind, call: &Call) {
     state.realtime.bus.publish(
         Topic::User(user_id),
-        Event::Call(Box::new(CallEvent {
+        Event::Call(Arc::new(CallEvent {
             kind,
             call: call.clone(),
         })),
@@ -442,7 +443,7 @@ pub async fn send_signal(
     };
     state.realtime.bus.publish(
         Topic::User(call.other(viewer.id)),
-        Event::Signal(Box::new(signal)),
+        Event::Signal(Arc::new(signal)),
     );
     Ok(true)
 }
@@ -501,7 +502,9 @@ pub async fn signals(
         })
         .filter_map(move |event| {
             std::future::ready(match event {
-                Event::Signal(signal) if signal.call_id == call_id => Some(*signal),
+                Event::Signal(signal) if signal.call_id == call_id => {
+                    Some(Arc::unwrap_or_clone(signal))
+                }
                 _ => None,
             })
         })
@@ -516,7 +519,7 @@ pub fn call_events(state: &AppState, viewer: AuthUser) -> BoxStream<'static, Cal
         .subscribe(Topic::User(viewer.id))
         .filter_map(|event| {
             std::future::ready(match event {
-                Event::Call(event) => Some(*event),
+                Event::Call(event) => Some(Arc::unwrap_or_clone(event)),
                 _ => None,
             })
         })

@@ -9,7 +9,7 @@ use super::service;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
-use crate::graphql::loaders::{RequestLoader, UserLoader, prefetch};
+use crate::graphql::loaders::{UserLoader, loader, prefetch};
 use crate::users::model::User;
 
 #[derive(Default)]
@@ -82,7 +82,7 @@ impl ChatMessage {
     }
 
     async fn sender(&self, ctx: &Context<'_>) -> AppResult<User> {
-        ctx.data_unchecked::<RequestLoader<UserLoader>>()
+        loader::<UserLoader>(ctx)
             .load_one(self.sender_id)
             .await?
             .ok_or_else(|| AppError::not_found("the sender no longer exists"))

@@ -1,5 +1,7 @@
 //! Chat rules: who may read and write which channel, body limits, rate limits, retention.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use uuid::Uuid;
@@ -119,7 +121,7 @@ pub async fn send(
     repo::insert(&state.db, &message, keep).await?;
     state.realtime.bus.publish(
         Topic::Chat(message.channel.clone()),
-        Event::Chat(Box::new(message.clone())),
+        Event::Chat(Arc::new(message.clone())),
     );
     Ok(message)
 }
@@ -184,7 +186,7 @@ pub async fn added(
         .filter_map(move |event| {
             let _holding = &hold;
             std::future::ready(match event {
-                Event::Chat(message) => Some(*message),
+                Event::Chat(message) => Some(Arc::unwrap_or_clone(message)),
                 _ => None,
             })
         })

@@ -12,7 +12,7 @@ use super::service;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{optional_viewer, state, viewer};
-use crate::graphql::loaders::{LicenceLoader, RequestLoader, UserLoader, prefetch};
+use crate::graphql::loaders::{LicenceLoader, UserLoader, loader, prefetch};
 use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs};
 use crate::realtime::presence::DoctorStatus;
@@ -158,7 +158,7 @@ impl Doctor {
 
     /// The doctor's account (name; contact details only for admins and the doctor).
     async fn user(&self, ctx: &Context<'_>) -> AppResult<User> {
-        ctx.data_unchecked::<RequestLoader<UserLoader>>()
+        loader::<UserLoader>(ctx)
             .load_one(self.user_id)
             .await?
             .ok_or_else(|| AppError::not_found("the doctor's account no longer exists"))
@@ -220,9 +220,7 @@ impl Doctor {
         if !self.private(ctx).await {
             return Ok(None);
         }
-        ctx.data_unchecked::<RequestLoader<LicenceLoader>>()
-            .load_one(self.id)
-            .await
+        loader::<LicenceLoader>(ctx).load_one(self.id).await
     }
 
     /// Average review rating, 0 to 5 (0 without reviews).

@@ -7,6 +7,7 @@
 //! (1 ms) would depend on how fast the items happen to be resolved.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
@@ -23,15 +24,73 @@ use crate::{doctors, payments, reviews, users};
 /// A request's loader of `T`.
 pub type RequestLoader<T> = DataLoader<T, HashMapCache>;
 
-pub fn request_loader<T: Loader<Uuid>>(loader: T) -> RequestLoader<T> {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+/// A request's loaders, each made when first used: most operations on a socket (a signal, a
+/// subscription's start) need none, and a subscription keeps its request data while it lasts.
+pub struct Loaders {
+    state: AppState,
+    users: OnceLock<RequestLoader<UserLoader>>,
+    licences: OnceLock<RequestLoader<LicenceLoader>>,
+    doctors: OnceLock<RequestLoader<DoctorLoader>>,
+    reviews: OnceLock<RequestLoader<ReviewLoader>>,
+    payments: OnceLock<RequestLoader<PaymentLoader>>,
 }
+
+impl Loaders {
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            users: OnceLock::new(),
+            licences: OnceLock::new(),
+            doctors: OnceLock::new(),
+            reviews: OnceLock::new(),
+            payments: OnceLock::new(),
+        }
+    }
+}
+
+/// A loader kept in [`Loaders`].
+pub trait RequestScoped: Loader<Uuid> + Sized {
+    fn new(state: AppState) -> Self;
+    fn slot(loaders: &Loaders) -> &OnceLock<RequestLoader<Self>>;
+}
+
+/// The request's loader of `T`.
+pub fn loader<'a, T: RequestScoped>(ctx: &'a Context<'_>) -> &'a RequestLoader<T> {
+    let loaders = ctx.data_unchecked::<Loaders>();
+    T::slot(loaders).get_or_init(|| {
+        DataLoader::with_cache(
+            T::new(loaders.state.clone()),
+            tokio::spawn,
+            HashMapCache::default(),
+        )
+    })
+}
+
+macro_rules! request_scoped {
+    ($loader:ident, $field:ident) => {
+        impl RequestScoped for $loader {
+            fn new(state: AppState) -> Self {
+                Self(state)
+            }
+
+            fn slot(loaders: &Loaders) -> &OnceLock<RequestLoader<Self>> {
+                &loaders.$field
+            }
+        }
+    };
+}
+
+request_scoped!(UserLoader, users);
+request_scoped!(LicenceLoader, licences);
+request_scoped!(DoctorLoader, doctors);
+request_scoped!(ReviewLoader, reviews);
+request_scoped!(PaymentLoader, payments);
 
 /// Loads the edges of many items at once if the selection of a connection asks for `field` on
 /// its nodes, and puts them in the request's cache, where the items' `load_one` calls find
 /// them. This calls the loader directly: DataLoader's own batching would first wait out its
 /// batching window.
-pub async fn prefetch<T: Loader<Uuid, Error = AppError>>(
+pub async fn prefetch<T: RequestScoped + Loader<Uuid, Error = AppError>>(
     ctx: &Context<'_>,
     field: &str,
     keys: impl IntoIterator<Item = Uuid>,
@@ -43,7 +102,7 @@ pub async fn prefetch<T: Loader<Uuid, Error = AppError>>(
         let mut keys: Vec<Uuid> = keys.into_iter().collect();
         keys.sort_unstable();
         keys.dedup();
-        let loader = ctx.data_unchecked::<RequestLoader<T>>();
+        let loader = loader::<T>(ctx);
         let found = loader.loader().load(&keys).await?;
         loader.feed_many(found).await;
     }

@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod context;
+pub mod documents;
 pub mod loaders;
 pub mod scalars;
 
@@ -24,9 +25,7 @@ use crate::scheduling::graphql::SchedulingMutation;
 use crate::state::AppState;
 use crate::users::graphql::{UsersMutation, UsersQuery};
 use context::Session;
-use loaders::{
-    DoctorLoader, LicenceLoader, PaymentLoader, ReviewLoader, UserLoader, request_loader,
-};
+use loaders::Loaders;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -67,13 +66,7 @@ pub fn build(state: AppState) -> AppSchema {
 
 /// What one operation carries besides the schema's data: who asks, and its own loaders.
 pub fn with_request_data(request: Request, state: &AppState, session: Arc<Session>) -> Request {
-    request
-        .data(session)
-        .data(request_loader(UserLoader(state.clone())))
-        .data(request_loader(LicenceLoader(state.clone())))
-        .data(request_loader(DoctorLoader(state.clone())))
-        .data(request_loader(ReviewLoader(state.clone())))
-        .data(request_loader(PaymentLoader(state.clone())))
+    request.data(session).data(Loaders::new(state.clone()))
 }
 
 /// The UUID inside a GraphQL `ID` argument.

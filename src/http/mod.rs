@@ -8,6 +8,8 @@ mod metrics;
 mod webhooks;
 mod ws;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
@@ -16,6 +18,7 @@ use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
+use crate::graphql::documents::Documents;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -24,6 +27,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
+    pub documents: Arc<Documents>,
 }
 
 pub fn router(app: AppState, schema: AppSchema) -> Router {
@@ -48,7 +52,11 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/demo", get(demo::page))
         .route("/files/licences/{doctor_id}", get(files::licence))
         .route("/webhooks/stripe", post(webhooks::stripe))
-        .with_state(HttpState { app, schema })
+        .with_state(HttpState {
+            app,
+            schema,
+            documents: Arc::default(),
+        })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

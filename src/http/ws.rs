@@ -108,10 +108,15 @@ async fn serve(mut socket: WebSocket, state: HttpState) {
     };
     // Kicks from other instances come through the user's topic. Before the ack, this instance
     // is listening to the user's events and to doctor statuses wherever they are published.
-    let kicked_elsewhere = realtime
-        .bus
-        .subscribe(Topic::User(user.id))
-        .filter(|event| std::future::ready(matches!(event, Event::Kick)));
+    let kicked_elsewhere = if realtime.presence.is_shared() {
+        realtime
+            .bus
+            .subscribe(Topic::User(user.id))
+            .filter(|event| std::future::ready(matches!(event, Event::Kick)))
+            .boxed()
+    } else {
+        stream::pending().boxed()
+    };
     let holds = futures_util::future::join(
         realtime.bus.hold(Topic::User(user.id)),
         realtime.bus.hold(Topic::DoctorStatus),
@@ -267,7 +272,8 @@ async fn run(
                             close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                             return;
                         }
-                        let request = with_request_data(*payload, &state.app, session.clone());
+                        let mut request = with_request_data(*payload, &state.app, session.clone());
+                        state.documents.prepare(&mut request);
                         let responses = state
                             .schema
                             .execute_stream(request)

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_graphql::{Context, Object, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
@@ -26,7 +28,7 @@ impl NotificationsSubscription {
             .subscribe(Topic::User(viewer.id))
             .filter_map(|event| {
                 std::future::ready(match event {
-                    Event::Notification(notification) => Some(*notification),
+                    Event::Notification(notification) => Some(Arc::unwrap_or_clone(notification)),
                     _ => None,
                 })
             }))

@@ -3,6 +3,8 @@
 
 pub mod graphql;
 
+use std::sync::Arc;
+
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,7 +42,7 @@ pub fn notify(
 ) {
     state.realtime.bus.publish(
         Topic::User(user_id),
-        Event::Notification(Box::new(Notification {
+        Event::Notification(Arc::new(Notification {
             kind,
             message: message.into(),
             appointment_id,

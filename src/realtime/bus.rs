@@ -2,7 +2,7 @@
 //! default or over Redis (`super::redis_bus`) so that several instances share users.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -28,17 +28,35 @@ pub enum Topic {
     Chat(String),
 }
 
-/// Every variant is boxed or empty: each user's channel keeps room for `CAPACITY` events, so
-/// a byte of `Event` costs `CAPACITY` bytes per connected user.
+/// Every variant is shared or empty: each user's channel keeps room for `CAPACITY` events (a
+/// byte of `Event` costs `CAPACITY` bytes per connected user), and every subscriber of a topic
+/// receives a clone.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Event {
-    DoctorStatus(Box<DoctorStatusEvent>),
-    Call(Box<CallEvent>),
-    Signal(Box<Signal>),
-    Chat(Box<ChatMessage>),
-    Notification(Box<Notification>),
+    DoctorStatus(#[serde(with = "shared")] Arc<DoctorStatusEvent>),
+    Call(#[serde(with = "shared")] Arc<CallEvent>),
+    Signal(#[serde(with = "shared")] Arc<Signal>),
+    Chat(#[serde(with = "shared")] Arc<ChatMessage>),
+    Notification(#[serde(with = "shared")] Arc<Notification>),
     /// The user was logged out or blocked: their sockets on every instance must close.
     Kick,
+}
+
+/// Encodes an `Arc<T>` as its `T`, without serde's `rc` feature.
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+        T::serialize(value, s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
 }
 
 /// Keeps this instance receiving a topic's events from other instances while it lives.

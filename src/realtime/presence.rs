@@ -102,6 +102,11 @@ impl Presence {
         }
     }
 
+    /// Whether other instances share this presence (and send kicks through the bus).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Shared(_))
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -132,7 +137,7 @@ impl Presence {
     fn publish(&self, doctor_id: Uuid, status: DoctorStatus) {
         self.bus.publish(
             Topic::DoctorStatus,
-            Event::DoctorStatus(Box::new(DoctorStatusEvent {
+            Event::DoctorStatus(Arc::new(DoctorStatusEvent {
                 doctor_id,
                 status,
                 at: Utc::now(),

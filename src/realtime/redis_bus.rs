@@ -13,7 +13,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
+use redis::IntoConnectionInfo;
 use redis::aio::ConnectionManager;
+use redis::io::tcp::TcpSettings;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -179,7 +181,12 @@ impl RedisBus {
         prefix: &str,
         observer: Observer,
     ) -> Result<(Self, ConnectionManager), redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        // Without TCP_NODELAY, a publish sent while the previous one is unacknowledged waits
+        // for the peer's delayed ACK.
+        let info = url
+            .into_connection_info()?
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info)?;
         let connection = ConnectionManager::new(client.clone()).await?;
         let (interest, interest_rx) = mpsc::unbounded_channel();
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();

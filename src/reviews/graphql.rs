@@ -5,7 +5,7 @@ use super::model::{Review, ReviewInput};
 use super::service;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{state, viewer};
-use crate::graphql::loaders::{RequestLoader, UserLoader};
+use crate::graphql::loaders::{UserLoader, loader};
 use crate::users::model::User;
 
 #[derive(Default)]
@@ -39,7 +39,7 @@ impl Review {
 
     /// The patient who wrote it (their name; contact details stay private).
     async fn author(&self, ctx: &Context<'_>) -> AppResult<User> {
-        ctx.data_unchecked::<RequestLoader<UserLoader>>()
+        loader::<UserLoader>(ctx)
             .load_one(self.patient_id)
             .await?
             .ok_or_else(|| AppError::not_found("the review's author no longer exists"))
