@@ -1,5 +1,6 @@
 //! Access tokens (short HS256 JWTs) and refresh tokens (random, stored only as a SHA-256 hash).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -27,8 +28,12 @@ pub struct Claims {
     pub iss: String,
 }
 
+/// Shared: the application state is cloned per operation and per subscription, and the keys
+/// and validation rules would be copied (several allocations) each time.
 #[derive(Clone)]
-pub struct TokenKeys {
+pub struct TokenKeys(Arc<Keys>);
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -41,16 +46,16 @@ impl TokenKeys {
         validation.leeway = 0;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-        Self {
+        Self(Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             access_ttl,
-        }
+        }))
     }
 
     pub fn access_ttl(&self) -> Duration {
-        self.access_ttl
+        self.0.access_ttl
     }
 
     pub fn issue_access(&self, user_id: Uuid, role: Role, token_version: i64) -> AppResult<String> {
@@ -60,16 +65,16 @@ impl TokenKeys {
             role,
             tv: token_version,
             iat: now,
-            exp: now + i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            exp: now + i64::try_from(self.0.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
             iss: ISSUER.into(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .map_err(AppError::internal)
     }
 
     /// Checks signature, issuer and expiry; says which of them failed, never why in detail.
     pub fn decode_access(&self, token: &str) -> AppResult<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => {
