@@ -9,10 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::stripe::{FakeStripe, ORIGIN, SECRET_KEY, WEBHOOK_SECRET, event, signed};
+use common::stripe::{FakeStripe, ORIGIN, event, signed};
 use common::{TestApp, profile_input, spawn_app_with};
 use futures_util::future::join_all;
-use medilink::config::Secret;
 use serde_json::{Value, json};
 
 const APPOINTMENTS: usize = 120;
@@ -22,14 +21,7 @@ const WINDOW: Duration = Duration::from_secs(3);
 #[tokio::main]
 async fn main() {
     let fake = FakeStripe::start().await;
-    let base = fake.base_url();
-    let app = spawn_app_with(|c| {
-        c.stripe_secret_key = Some(Secret::new(SECRET_KEY));
-        c.stripe_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
-        c.stripe_api_base = Some(base);
-        c.public_origins = ORIGIN.into();
-    })
-    .await;
+    let app = spawn_app_with(|c| fake.configure(c)).await;
     let admin = app.admin().await;
     let (doctor, doctor_id) = app
         .approved_doctor(&admin, "Dr Bench", profile_input("BENCH-PAY-1"))

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::ws::WsClient;
+use common::ws::{WsClient, accept_call, listen_for_signals};
 use common::*;
 use futures_util::future::join;
 use serde_json::{Value, json};
@@ -93,29 +93,8 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
     );
     assert_eq!(status_on(&b, &doctor_id).await, "BUSY");
 
-    let answered = doctor_ws
-        .execute(
-            "answer",
-            "mutation($id: ID!) { answerCall(callId: $id, accept: true) { status } }",
-            json!({ "id": call_id }),
-        )
-        .await;
-    assert_eq!(answered["data"]["answerCall"]["status"], "ACTIVE");
-    for socket in [&mut doctor_ws, &mut patient_ws] {
-        assert_eq!(
-            socket.next_data("events").await["callEvents"]["kind"],
-            "ACCEPTED"
-        );
-    }
-
-    doctor_ws
-        .subscribe("signals", SIGNALS, json!({ "id": call_id }))
-        .await;
-    patient_ws
-        .subscribe("signals", SIGNALS, json!({ "id": call_id }))
-        .await;
-    doctor_ws.sync().await;
-    patient_ws.sync().await;
+    accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
     signal(
         &mut patient_ws,
         "offer",

@@ -6,20 +6,16 @@ mod common;
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
-use common::stripe::{FakeStripe, ORIGIN, SECRET_KEY, WEBHOOK_SECRET, event, signed};
+use common::stripe::{FakeStripe, ORIGIN, SECRET_KEY, event, signed};
 use common::{Account, TestApp, error_code, error_field, profile_input, spawn_app_with};
-use medilink::config::Secret;
 use serde_json::{Value, json};
 
 const PLATFORM_FEE_BPS: u32 = 1500;
 
 async fn paid_app() -> (TestApp, FakeStripe) {
     let fake = FakeStripe::start().await;
-    let base = fake.base_url();
     let app = spawn_app_with(|c| {
-        c.stripe_secret_key = Some(Secret::new(SECRET_KEY));
-        c.stripe_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
-        c.stripe_api_base = Some(base);
+        fake.configure(c);
         c.public_origins = format!("{ORIGIN}, http://localhost:3000");
         c.platform_fee_bps = PLATFORM_FEE_BPS;
         c.payment_sweep_secs = 1;

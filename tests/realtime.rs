@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::ws::{Received, WsClient};
+use common::ws::{Received, WsClient, accept_call, listen_for_signals};
 use common::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -239,29 +239,8 @@ async fn a_whole_call_from_ring_to_hang_up() {
         "BUSY"
     );
 
-    let accepted = doctor_ws
-        .execute(
-            "answer",
-            "mutation($id: ID!) { answerCall(callId: $id, accept: true) { status } }",
-            json!({ "id": call_id }),
-        )
-        .await;
-    assert_eq!(accepted["data"]["answerCall"]["status"], "ACTIVE");
-    for socket in [&mut doctor_ws, &mut patient_ws] {
-        assert_eq!(
-            socket.next_data("events").await["callEvents"]["kind"],
-            "ACCEPTED"
-        );
-    }
-
-    doctor_ws
-        .subscribe("signals", SIGNALS, json!({ "id": call_id }))
-        .await;
-    patient_ws
-        .subscribe("signals", SIGNALS, json!({ "id": call_id }))
-        .await;
-    doctor_ws.sync().await;
-    patient_ws.sync().await;
+    accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
 
     let offer = signal(
         &mut patient_ws,

@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use medilink::config::{Config, Secret};
 use serde_json::{Value, json};
 
 pub const SECRET_KEY: &str = "sk_test_medilink";
@@ -65,6 +66,14 @@ impl FakeStripe {
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr.expect("started"))
+    }
+
+    /// Turns payments on in `config`, against this fake, with `ORIGIN` as the public origin.
+    pub fn configure(&self, config: &mut Config) {
+        config.stripe_secret_key = Some(Secret::new(SECRET_KEY));
+        config.stripe_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
+        config.stripe_api_base = Some(self.base_url());
+        config.public_origins = ORIGIN.into();
     }
 
     /// Requests received on `path` (such as `/v1/refunds`), oldest first.

@@ -175,3 +175,40 @@ impl WsClient {
         let _ = self.socket.close(None).await;
     }
 }
+
+/// The doctor answers the ringing call; both sides see ACCEPTED on their "events" subscription.
+pub async fn accept_call(doctor: &mut WsClient, patient: &mut WsClient, call_id: &str) {
+    let answered = doctor
+        .execute(
+            "answer",
+            "mutation($id: ID!) { answerCall(callId: $id, accept: true) { status } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    assert_eq!(
+        answered["data"]["answerCall"]["status"], "ACTIVE",
+        "{answered}"
+    );
+    for socket in [doctor, patient] {
+        assert_eq!(
+            socket.next_data("events").await["callEvents"]["kind"],
+            "ACCEPTED"
+        );
+    }
+}
+
+/// Both participants subscribe to the call's signals as "signals" with `query`, and are
+/// listening when this returns.
+pub async fn listen_for_signals(
+    doctor: &mut WsClient,
+    patient: &mut WsClient,
+    query: &str,
+    call_id: &str,
+) {
+    for socket in [doctor, patient] {
+        socket
+            .subscribe("signals", query, json!({ "id": call_id }))
+            .await;
+        socket.sync().await;
+    }
+}
