@@ -368,3 +368,83 @@ async fn graphiql_assets_can_come_from_a_local_folder() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
+        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn cors_answers_the_public_origins_only_and_never_with_credentials() {
+    let app = spawn_app_with(|c| {
+        c.public_origins = "https://app.example.com, http://localhost:3000".into();
+    })
+    .await;
+    let allowed = preflight(&app, "http://localhost:3000").await;
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some("http://localhost:3000")
+    );
+    let headers = header(&allowed, "access-control-allow-headers").unwrap_or_default();
+    assert!(headers.contains("authorization"), "{headers}");
+    assert_eq!(header(&allowed, "access-control-allow-credentials"), None);
+
+    let stranger = preflight(&app, "https://evil.example.com").await;
+    assert_eq!(header(&stranger, "access-control-allow-origin"), None);
+
+    let post = app
+        .client
+        .post(app.url("/graphql"))
+        .header("origin", "https://app.example.com")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&post, "access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        header(&post, "access-control-expose-headers").is_some_and(|h| h.contains("x-request-id"))
+    );
+}
+
+#[tokio::test]
+async fn without_public_origins_no_cross_origin_access_is_granted() {
+    let app = spawn_app().await;
+    let response = preflight(&app, "https://app.example.com").await;
+    assert_eq!(header(&response, "access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn responses_carry_the_hardening_headers() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/graphql", "/demo"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            header(&response, "x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(header(&response, "x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            header(&response, "referrer-policy"),
+            Some("no-referrer"),
+            "{path}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ mod files;
 mod graphql;
 mod health;
 mod metrics;
+mod policy;
 mod webhooks;
 mod ws;
 
@@ -43,7 +44,8 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
     if let Some(folder) = &app.config.graphiql_assets {
         router = router.nest_service(graphql::LOCAL_ASSETS, ServeDir::new(folder));
     }
-    router
+    let cors = policy::cors(&app.config, REQUEST_ID);
+    let router = router
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
@@ -57,7 +59,12 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             schema,
             documents: Arc::default(),
         })
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    policy::harden(router)
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
