@@ -208,7 +208,10 @@ impl Process {
             .env("MEDILINK_JWT_SECRET", SECRET)
             .env("MEDILINK_LOG", "warn")
             .env("MEDILINK_RING_TIMEOUT_SECS", "3600")
-            .env("MEDILINK_WS_PING_INTERVAL_SECS", "3600");
+            .env("MEDILINK_WS_PING_INTERVAL_SECS", "3600")
+            // Every load client connects from 127.0.0.1.
+            .env("MEDILINK_LIMIT_WS_CONNECTS_PER_IP", "1000000/s")
+            .env("MEDILINK_WS_MAX_CONNECTIONS_PER_IP", "1000000");
         if let Some((url, prefix)) = redis {
             command
                 .env("MEDILINK_REDIS_URL", url)

@@ -15,6 +15,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
+use crate::limits::Limits;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::state::AppState;
@@ -91,12 +92,14 @@ impl Application {
             .map_err(StartupError::Redis)?,
             None => Realtime::in_process(),
         };
+        let clock = Clock::default();
         let state = AppState {
             db,
             passwords,
             tokens,
+            limits: Arc::new(Limits::new(&config, &clock)),
             config: Arc::new(config),
-            clock: Clock::default(),
+            clock,
             realtime,
             payments,
         };
@@ -139,9 +142,12 @@ impl Application {
             .payments
             .is_some()
             .then(|| tokio::spawn(payments::service::sweep_forever(self.state.clone())));
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         if let Some(sweep) = sweep {
             sweep.abort();
         }

@@ -8,6 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{Rate, TrustedProxies};
+
 /// Variables with the `MEDILINK_` prefix that are read elsewhere, not settings of the server.
 const NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "TEST_REDIS_URL", "ADMIN_PASSWORD"];
 
@@ -73,6 +75,23 @@ pub struct Config {
     pub redis_prefix: String,
     /// An instance whose heartbeat is older than this counts as gone (with Redis).
     pub instance_expiry_ms: u64,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    pub limit_login_per_ip: Rate,
+    pub limit_login_per_account: Rate,
+    /// Failed sign-ins to one account before each further one locks it.
+    pub login_free_failures: u32,
+    /// The longest such lock; the locks double up to it.
+    pub login_backoff_max_secs: u64,
+    pub limit_register_per_ip: Rate,
+    pub limit_refresh_per_ip: Rate,
+    pub limit_refresh_per_account: Rate,
+    /// New WebSocket connections per client address.
+    pub limit_ws_connects_per_ip: Rate,
+    /// WebSocket connections open at once per client address.
+    pub ws_max_connections_per_ip: u32,
+    pub limit_signals_per_user: Rate,
+    pub limit_chat_per_user: Rate,
 }
 
 impl Default for Config {
@@ -110,6 +129,19 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "medilink".into(),
             instance_expiry_ms: 10_000,
+            trusted_proxies: TrustedProxies::default(),
+            limit_login_per_ip: Rate::new(30, 60),
+            limit_login_per_account: Rate::new(10, 60),
+            login_free_failures: 5,
+            login_backoff_max_secs: 15 * 60,
+            limit_register_per_ip: Rate::new(20, 3600),
+            limit_refresh_per_ip: Rate::new(120, 60),
+            limit_refresh_per_account: Rate::new(10, 60),
+            limit_ws_connects_per_ip: Rate::new(60, 60),
+            ws_max_connections_per_ip: 100,
+            // Enough for a burst of ICE candidates and renegotiations; far below a flood.
+            limit_signals_per_user: Rate::new(200, 4),
+            limit_chat_per_user: Rate::new(10, 5),
         }
     }
 }
@@ -201,6 +233,12 @@ impl Config {
         }
         if self.redis_prefix.is_empty() {
             return bad("MEDILINK_REDIS_PREFIX", "must not be empty");
+        }
+        if self.login_backoff_max_secs == 0 {
+            return bad("MEDILINK_LOGIN_BACKOFF_MAX_SECS", "must be at least 1");
+        }
+        if self.ws_max_connections_per_ip == 0 {
+            return bad("MEDILINK_WS_MAX_CONNECTIONS_PER_IP", "must be at least 1");
         }
         if self.instance_expiry_ms < 300 {
             return bad("MEDILINK_INSTANCE_EXPIRY_MS", "must be at least 300");

@@ -6,6 +6,7 @@
 //! below is the single place that decides what a client sees.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::ErrorExtensions;
 
@@ -42,6 +43,8 @@ pub struct AppError {
     code: ErrorCode,
     message: String,
     field: Option<&'static str>,
+    /// Whole seconds to wait before trying again (RATE_LIMITED only).
+    retry_after: Option<u64>,
     /// Kept for the log only; never shown to a client.
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
@@ -54,6 +57,7 @@ impl AppError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
             source: None,
         }
     }
@@ -78,8 +82,12 @@ impl AppError {
         Self::new(ErrorCode::Conflict, message).with_field(field)
     }
 
-    pub fn rate_limited(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::RateLimited, message)
+    /// RATE_LIMITED, with `extensions.retryAfter`: `wait` in whole seconds, rounded up.
+    pub fn rate_limited(message: impl Into<String>, wait: Duration) -> Self {
+        Self {
+            retry_after: Some(crate::limits::retry_after_secs(wait)),
+            ..Self::new(ErrorCode::RateLimited, message)
+        }
     }
 
     /// A CONFLICT with the current state of an object rather than with one input field.
@@ -143,6 +151,9 @@ impl From<AppError> for async_graphql::Error {
             ext.set("code", error.code.as_str());
             if let Some(field) = error.field {
                 ext.set("field", field);
+            }
+            if let Some(seconds) = error.retry_after {
+                ext.set("retryAfter", seconds);
             }
         })
     }

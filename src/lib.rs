@@ -13,6 +13,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod ice;
+pub mod limits;
 pub mod notifications;
 pub mod pagination;
 pub mod payments;

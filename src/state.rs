@@ -5,6 +5,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::limits::Limits;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 
@@ -17,6 +18,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub realtime: Realtime,
+    pub limits: Arc<Limits>,
     /// Stripe, when payments are configured.
     pub payments: Option<Arc<Gateway>>,
 }

@@ -145,6 +145,41 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         ]),
         "MEDILINK_GRAPHIQL_ASSETS",
     );
+    for (setting, value) in [
+        ("MEDILINK_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("MEDILINK_TRUSTED_PROXIES", "proxy.internal"),
+        ("MEDILINK_LIMIT_LOGIN_PER_IP", "lots"),
+        ("MEDILINK_LIMIT_LOGIN_PER_IP", "10"),
+        ("MEDILINK_LIMIT_SIGNALS_PER_USER", "0/s"),
+        ("MEDILINK_WS_MAX_CONNECTIONS_PER_IP", "0"),
+        ("MEDILINK_LOGIN_BACKOFF_MAX_SECS", "0"),
+    ] {
+        assert_clear_failure(
+            &serve(&[("MEDILINK_JWT_SECRET", SECRET), (setting, value)]),
+            setting,
+        );
+    }
+}
+
+#[test]
+fn limits_and_trusted_proxies_read_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("medilink.toml"),
+        "limit_login_per_ip = \"5/min\"\ntrusted_proxies = \"10.0.0.0/8, ::1\"\n",
+    )
+    .unwrap();
+    let output = medilink(dir.path())
+        .arg("migrate")
+        .env(
+            "MEDILINK_TRUSTED_PROXIES",
+            "127.0.0.1, 10.0.0.0/8, fd00::/8",
+        )
+        .env("MEDILINK_LIMIT_SIGNALS_PER_USER", "200/4s")
+        .env("MEDILINK_LIMIT_REGISTER_PER_IP", "20/h")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
 }
 
 #[test]

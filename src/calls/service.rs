@@ -22,17 +22,11 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::realtime::bus::{Event, Topic};
-use crate::realtime::limiter::Rate;
 use crate::realtime::presence::{DoctorStatus, PresenceError};
 use crate::state::AppState;
 
 const SDP_MAX_BYTES: usize = 64 * 1024;
 const CANDIDATE_MAX_BYTES: usize = 4 * 1024;
-/// Enough for a burst of ICE candidates and renegotiations; far below a flood.
-const SIGNAL_RATE: Rate = Rate {
-    per_second: 50.0,
-    burst: 200.0,
-};
 
 /// A doctor's own choice of ONLINE or OFFLINE; BUSY belongs to calls.
 pub async fn set_doctor_status(
@@ -420,13 +414,11 @@ pub async fn send_signal(
 ) -> AppResult<bool> {
     let call_id = parse_id(&input.call_id, "callId")?;
     check_signal(&input)?;
-    if !state
-        .realtime
-        .limiter
-        .allow(viewer.id, "signal", SIGNAL_RATE)
-    {
-        return Err(AppError::rate_limited("too many signals; slow down"));
-    }
+    state
+        .limits
+        .signals_per_user
+        .check(viewer.id)
+        .map_err(|wait| AppError::rate_limited("too many signals; slow down", wait))?;
     let call = participant_call(state, viewer, call_id).await?;
     if !call.is_live() {
         return Err(AppError::state_conflict("the call has ended"));

@@ -16,15 +16,10 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
 use crate::pagination::{Page, decode_time_id, encode_cursor, time_id};
 use crate::realtime::bus::{Event, Topic};
-use crate::realtime::limiter::Rate;
 use crate::state::AppState;
 use crate::users;
 
 const BODY_MAX_CHARS: usize = 4000;
-const MESSAGE_RATE: Rate = Rate {
-    per_second: 2.0,
-    burst: 10.0,
-};
 const MAX_PAGE: usize = 100;
 
 /// The key of a channel the viewer may use; FORBIDDEN (or NOT_FOUND) otherwise.
@@ -102,13 +97,11 @@ pub async fn send(
         ));
     }
     let channel = channel(state, viewer, channel_input).await?;
-    if !state
-        .realtime
-        .limiter
-        .allow(viewer.id, "chat", MESSAGE_RATE)
-    {
-        return Err(AppError::rate_limited("too many messages; wait a moment"));
-    }
+    state
+        .limits
+        .chat_per_user
+        .check(viewer.id)
+        .map_err(|wait| AppError::rate_limited("too many messages; wait a moment", wait))?;
     let message = ChatMessage {
         id: Uuid::now_v7(),
         channel,

@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
+use crate::limits::ClientIp;
 use crate::state::AppState;
 use crate::users;
 
@@ -37,6 +38,11 @@ impl Session {
 
 pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
+}
+
+/// The address the request came from (through trusted proxies); both transports set it.
+pub fn client_ip(ctx: &Context<'_>) -> ClientIp {
+    *ctx.data_unchecked::<ClientIp>()
 }
 
 /// The signed-in user, or UNAUTHENTICATED / FORBIDDEN saying why not.

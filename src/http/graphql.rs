@@ -16,6 +16,7 @@ use super::{HttpState, REQUEST_ID};
 use crate::error::ErrorCode;
 use crate::graphql::context::Session;
 use crate::graphql::{complete_errors, with_request_data};
+use crate::limits::ClientIp;
 
 /// Where GraphiQL's page loads its scripts and styles from.
 const CDN: &str = "https://unpkg.com/";
@@ -39,7 +40,12 @@ pub async fn graphiql(State(state): State<HttpState>) -> Html<String> {
     )
 }
 
-pub async fn execute(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn execute(
+    State(state): State<HttpState>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -75,7 +81,7 @@ pub async fn execute(State(state): State<HttpState>, headers: HeaderMap, body: B
         }
     };
     let session = Arc::new(Session::new(bearer_token(&headers)));
-    let with_data = |request| with_request_data(request, &state.app, session.clone());
+    let with_data = |request| with_request_data(request, &state.app, session.clone()).data(client);
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(with_data(request)),
         BatchRequest::Batch(requests) => {

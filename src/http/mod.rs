@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL, GraphiQL, the /demo page and the probes operators need.
 
+mod client_ip;
 mod demo;
 mod files;
 mod graphql;

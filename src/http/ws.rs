@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use async_graphql::Response;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response as HttpResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use tokio_stream::StreamMap;
@@ -15,8 +16,10 @@ use tokio_stream::StreamMap;
 use super::HttpState;
 use crate::auth::AuthUser;
 use crate::calls;
+use crate::error::ErrorCode;
 use crate::graphql::context::Session;
 use crate::graphql::{complete_errors, with_request_data};
+use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
 use crate::realtime::bus::{Event, Topic};
 use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, close, init_token};
@@ -28,13 +31,44 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Frames queued for a peer that does not read before the socket is dropped.
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<HttpState>) -> HttpResponse {
+/// What a client refused for having too many sockets open is told to wait: no telling when one
+/// of them closes, and a few seconds keep its retries cheap.
+const CONNECTION_CAP_RETRY: Duration = Duration::from_secs(5);
+
+/// Refuses the upgrade with 429 before anything is allocated for the socket when the client's
+/// address has too many connections open or opens them too fast.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    client: ClientIp,
+    State(state): State<HttpState>,
+) -> HttpResponse {
+    let limits = &state.app.limits;
+    let Some(permit) = limits.ws_connections_per_ip.acquire(client.limit_key()) else {
+        return too_many_connections(CONNECTION_CAP_RETRY);
+    };
+    if let Err(wait) = limits.ws_connects_per_ip.check(client.limit_key()) {
+        return too_many_connections(wait);
+    }
     ws.protocols([SUBPROTOCOL])
         .read_buffer_size(READ_BUFFER_BYTES)
         // Every send flushes at once: no write buffer is kept between frames.
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| serve(socket, state))
+        .on_upgrade(move |socket| serve(socket, state, client, permit))
+}
+
+fn too_many_connections(wait: Duration) -> HttpResponse {
+    let seconds = retry_after_secs(wait);
+    let body = serde_json::json!({ "errors": [{
+        "message": "too many connections from your address; try again later",
+        "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfter": seconds },
+    }] });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// What one operation yields on the socket.
@@ -85,7 +119,13 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-async fn serve(mut socket: WebSocket, state: HttpState) {
+/// Serves one socket; `_permit` holds its place among its address's connections until it ends.
+async fn serve(
+    mut socket: WebSocket,
+    state: HttpState,
+    client: ClientIp,
+    _permit: ConnectionPermit,
+) {
     let config = state.app.config.clone();
     let Some(user) = handshake(
         &mut socket,
@@ -128,6 +168,7 @@ async fn serve(mut socket: WebSocket, state: HttpState) {
             &mut socket,
             &state,
             user,
+            client,
             &mut kicked,
             Duration::from_secs(config.ws_ping_interval_secs),
         )
@@ -200,6 +241,7 @@ async fn run(
     socket: &mut WebSocket,
     state: &HttpState,
     user: AuthUser,
+    client: ClientIp,
     kicked: &mut (impl Future + Unpin),
     ping_every: Duration,
 ) {
@@ -272,7 +314,7 @@ async fn run(
                             close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                             return;
                         }
-                        let mut request = with_request_data(*payload, &state.app, session.clone());
+                        let mut request = with_request_data(*payload, &state.app, session.clone()).data(client);
                         state.documents.prepare(&mut request);
                         let responses = state
                             .schema

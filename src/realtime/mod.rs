@@ -2,7 +2,6 @@
 //! graphql-transport-ws endpoint that delivers events to clients.
 
 pub mod bus;
-pub mod limiter;
 pub mod presence;
 pub mod protocol;
 pub mod redis_bus;
@@ -13,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bus::{Event, EventBus};
-use limiter::Limiter;
 use presence::Presence;
 use redis_bus::RedisBus;
 use shared_presence::SharedPresence;
@@ -22,12 +20,11 @@ use uuid::Uuid;
 use crate::calls::model::Call;
 
 /// The real-time parts of the application state: the bus and presence, in process or shared
-/// with other instances through Redis; the rate limits and the live-call cache stay local.
+/// with other instances through Redis; the live-call cache stays local.
 #[derive(Clone)]
 pub struct Realtime {
     pub bus: Arc<dyn EventBus>,
     pub presence: Arc<Presence>,
-    pub limiter: Arc<Limiter>,
     /// Live calls by id, so that relaying a signal needs no database query.
     pub live_calls: Arc<Mutex<HashMap<Uuid, Call>>>,
 }
@@ -38,7 +35,6 @@ impl Realtime {
         Self {
             presence: Arc::new(Presence::new(bus.clone())),
             bus,
-            limiter: Arc::default(),
             live_calls: Arc::default(),
         }
     }
@@ -66,7 +62,6 @@ impl Realtime {
         Ok(Self {
             presence: Arc::new(Presence::shared(bus.clone(), shared)),
             bus,
-            limiter: Arc::default(),
             live_calls,
         })
     }

@@ -8,7 +8,7 @@ use super::service;
 use crate::auth::{AuthUser, Role};
 use crate::error::AppResult;
 use crate::graphql::connection::{Connection, connection};
-use crate::graphql::context::{optional_viewer, signed_in, state, viewer};
+use crate::graphql::context::{client_ip, optional_viewer, signed_in, state, viewer};
 use crate::graphql::parse_id;
 use crate::pagination::PageArgs;
 
@@ -53,17 +53,29 @@ pub struct UsersMutation;
 impl UsersMutation {
     /// Creates a PATIENT or DOCTOR account and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> AppResult<AuthPayload> {
-        sign_in(ctx, service::register(state(ctx), input).await?).await
+        sign_in(
+            ctx,
+            service::register(state(ctx), client_ip(ctx), input).await?,
+        )
+        .await
     }
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<AuthPayload> {
-        sign_in(ctx, service::login(state(ctx), input).await?).await
+        sign_in(
+            ctx,
+            service::login(state(ctx), client_ip(ctx), input).await?,
+        )
+        .await
     }
 
     /// Trades a refresh token for a new pair. Each refresh token works once; presenting a used
     /// one signs the account out everywhere.
     async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> AppResult<AuthPayload> {
-        sign_in(ctx, service::refresh(state(ctx), &token).await?).await
+        sign_in(
+            ctx,
+            service::refresh(state(ctx), client_ip(ctx), &token).await?,
+        )
+        .await
     }
 
     /// Signs the viewer out everywhere: all their access and refresh tokens stop working.

@@ -130,6 +130,12 @@ struct Consumed {
     family_id: Uuid,
 }
 
+/// The user a refresh token (by its hash) was issued to, used or not.
+pub async fn refresh_token_owner(db: &Db, token_hash: &str) -> sqlx::Result<Option<Uuid>> {
+    const SQL: &str = "SELECT user_id FROM refresh_tokens WHERE token_hash = $1";
+    with_db!(db, pool => sqlx::query_scalar(SQL).bind(token_hash).fetch_optional(pool).await)
+}
+
 /// Uses up the refresh token with hash `presented` and stores `next` in its family, atomically.
 /// A token that was already used is a replay: every token of its user is revoked.
 pub async fn rotate_refresh_token(

@@ -14,10 +14,22 @@ use crate::auth::tokens::{Claims, hash_refresh_token, new_refresh_token};
 use crate::auth::{AuthUser, Role};
 use crate::db::{self, Db, is_unique_violation};
 use crate::error::{AppError, AppResult};
+use crate::limits::ClientIp;
 use crate::pagination::{Page, PageArgs, malformed_cursor};
 use crate::state::AppState;
 
-pub async fn register(state: &AppState, input: RegisterInput) -> AppResult<AuthPayload> {
+pub async fn register(
+    state: &AppState,
+    client: ClientIp,
+    input: RegisterInput,
+) -> AppResult<AuthPayload> {
+    state
+        .limits
+        .register_per_ip
+        .check(client.limit_key())
+        .map_err(|wait| {
+            AppError::rate_limited("too many sign-ups from your address; try again later", wait)
+        })?;
     if input.role == Role::Admin {
         return Err(AppError::bad_input(
             "role",
@@ -83,8 +95,31 @@ async fn create(
     })
 }
 
-pub async fn login(state: &AppState, input: LoginInput) -> AppResult<AuthPayload> {
+/// Every limit is checked before the account is looked up and its password hash computed
+/// (the expensive part), and they answer the same whether or not the email has an account.
+pub async fn login(
+    state: &AppState,
+    client: ClientIp,
+    input: LoginInput,
+) -> AppResult<AuthPayload> {
+    let limits = &state.limits;
+    let too_many =
+        |wait| AppError::rate_limited("too many sign-in attempts; wait before trying again", wait);
+    let incorrect = || AppError::unauthenticated("the email or password is incorrect");
+    limits
+        .login_per_ip
+        .check(client.limit_key())
+        .map_err(too_many)?;
     let email = input.email.trim().to_lowercase();
+    if email.len() > validate::EMAIL_MAX_BYTES {
+        // No account has it; it is not worth a place among the counted ones.
+        return Err(incorrect());
+    }
+    limits
+        .login_per_account
+        .check(email.clone())
+        .map_err(too_many)?;
+    limits.login_failures.check(&email).map_err(too_many)?;
     let found = repo::find_with_password(&state.db, &email).await?;
     // The hash is checked even for an unknown email, so both failures take the same time.
     let matches = state
@@ -95,22 +130,40 @@ pub async fn login(state: &AppState, input: LoginInput) -> AppResult<AuthPayload
         )
         .await?;
     let Some((user, _)) = found.filter(|_| matches) else {
-        return Err(AppError::unauthenticated(
-            "the email or password is incorrect",
-        ));
+        limits.login_failures.failed(&email);
+        return Err(incorrect());
     };
+    limits.login_failures.succeeded(&email);
     if user.blocked {
         return Err(blocked());
     }
     start_session(state, user).await
 }
 
-pub async fn refresh(state: &AppState, token: &str) -> AppResult<AuthPayload> {
+/// Limited per address and per account; a refused token is not used up.
+pub async fn refresh(state: &AppState, client: ClientIp, token: &str) -> AppResult<AuthPayload> {
+    let too_many =
+        |wait| AppError::rate_limited("too many token refreshes; wait before trying again", wait);
+    let invalid = || AppError::unauthenticated("the refresh token is invalid or expired");
+    state
+        .limits
+        .refresh_per_ip
+        .check(client.limit_key())
+        .map_err(too_many)?;
+    let presented = hash_refresh_token(token);
+    let owner = repo::refresh_token_owner(&state.db, &presented)
+        .await?
+        .ok_or_else(invalid)?;
+    state
+        .limits
+        .refresh_per_account
+        .check(owner)
+        .map_err(too_many)?;
     let next = new_refresh_token();
     let now = db::now();
     let rotation = repo::rotate_refresh_token(
         &state.db,
-        &hash_refresh_token(token),
+        &presented,
         &next.hash,
         now,
         now + refresh_ttl(state),
@@ -124,11 +177,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<AuthPayload> {
                  signed out; sign in again",
             ));
         }
-        Rotation::Invalid => {
-            return Err(AppError::unauthenticated(
-                "the refresh token is invalid or expired",
-            ));
-        }
+        Rotation::Invalid => return Err(invalid()),
     };
     let user = repo::find(&state.db, user_id)
         .await?

@@ -4,7 +4,7 @@ use crate::error::{AppError, AppResult};
 
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 const NAME_MAX_CHARS: usize = 100;
-const EMAIL_MAX_BYTES: usize = 254;
+pub const EMAIL_MAX_BYTES: usize = 254;
 
 /// Trims and lower-cases an email address and checks its shape (`local@domain.tld`).
 pub fn email(raw: &str) -> AppResult<String> {

@@ -13,6 +13,7 @@ use medilink::auth::password::Passwords;
 use medilink::clock::Clock;
 use medilink::config::{Config, Secret};
 use medilink::db::{Db, Pool};
+use medilink::limits::Rate;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -52,6 +53,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         log: "warn".into(),
         ..Config::default()
     };
+    unlimited_sign_ins(&mut config);
     configure(&mut config);
     start(
         config,
@@ -60,6 +62,20 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         &tokio::runtime::Handle::current(),
     )
     .await
+}
+
+/// Tests sign up, sign in and connect many times from 127.0.0.1: the per-address and
+/// per-account limits are lifted (tests/limits.rs sets its own); signals and chat keep theirs.
+fn unlimited_sign_ins(config: &mut Config) {
+    let unlimited = Rate::new(1_000_000, 1);
+    config.limit_login_per_ip = unlimited;
+    config.limit_login_per_account = unlimited;
+    config.login_free_failures = 1_000_000;
+    config.limit_register_per_ip = unlimited;
+    config.limit_refresh_per_ip = unlimited;
+    config.limit_refresh_per_account = unlimited;
+    config.limit_ws_connects_per_ip = unlimited;
+    config.ws_max_connections_per_ip = 1_000_000;
 }
 
 /// Builds and serves an instance of `config` on `runtime`.

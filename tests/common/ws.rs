@@ -41,24 +41,33 @@ impl TestApp {
             response.headers()["sec-websocket-protocol"],
             "graphql-transport-ws"
         );
-        WsClient {
-            socket,
-            held: Vec::new(),
-        }
+        WsClient::new(socket)
     }
 
     /// A socket past `connection_init` and `connection_ack`.
     pub async fn ws_client(&self, token: &str) -> WsClient {
         let mut ws = self.ws_raw().await;
-        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
-            .await;
-        let ack = ws.next_message().await;
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws.init(token).await;
         ws
     }
 }
 
 impl WsClient {
+    pub fn new(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
+            socket,
+            held: Vec::new(),
+        }
+    }
+
+    /// Sends `connection_init` with `token` and waits for `connection_ack`.
+    pub async fn init(&mut self, token: &str) {
+        self.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
+            .await;
+        let ack = self.next_message().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))

@@ -1,0 +1,63 @@
+//! Abuse limits: rate limits by client address, account and user, the sign-in backoff, and a
+//! cap on WebSocket connections per address. They live in this instance's memory, so behind a
+//! load balancer each instance applies them on its own. Time is the server's clock.
+
+mod backoff;
+mod bucket;
+mod client_ip;
+mod connections;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+pub use backoff::Backoff;
+pub use bucket::{Limiter, Rate};
+pub use client_ip::{ClientIp, TrustedProxies};
+pub use connections::{ConnectionCap, ConnectionPermit};
+
+use crate::clock::Clock;
+use crate::config::Config;
+
+pub struct Limits {
+    pub login_per_ip: Limiter<IpAddr>,
+    /// By normalised email, whether or not an account has it.
+    pub login_per_account: Limiter<String>,
+    pub login_failures: Backoff,
+    pub register_per_ip: Limiter<IpAddr>,
+    pub refresh_per_ip: Limiter<IpAddr>,
+    /// By the refresh token's user.
+    pub refresh_per_account: Limiter<Uuid>,
+    pub ws_connects_per_ip: Limiter<IpAddr>,
+    pub ws_connections_per_ip: ConnectionCap,
+    /// Per user rather than per connection: opening more sockets does not buy more.
+    pub signals_per_user: Limiter<Uuid>,
+    pub chat_per_user: Limiter<Uuid>,
+}
+
+impl Limits {
+    pub fn new(config: &Config, clock: &Clock) -> Self {
+        Self {
+            login_per_ip: Limiter::new(config.limit_login_per_ip, clock.clone()),
+            login_per_account: Limiter::new(config.limit_login_per_account, clock.clone()),
+            login_failures: Backoff::new(
+                config.login_free_failures,
+                Duration::from_secs(config.login_backoff_max_secs),
+                clock.clone(),
+            ),
+            register_per_ip: Limiter::new(config.limit_register_per_ip, clock.clone()),
+            refresh_per_ip: Limiter::new(config.limit_refresh_per_ip, clock.clone()),
+            refresh_per_account: Limiter::new(config.limit_refresh_per_account, clock.clone()),
+            ws_connects_per_ip: Limiter::new(config.limit_ws_connects_per_ip, clock.clone()),
+            ws_connections_per_ip: ConnectionCap::new(config.ws_max_connections_per_ip),
+            signals_per_user: Limiter::new(config.limit_signals_per_user, clock.clone()),
+            chat_per_user: Limiter::new(config.limit_chat_per_user, clock.clone()),
+        }
+    }
+}
+
+/// A wait as the whole seconds clients are told to wait: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
