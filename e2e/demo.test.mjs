@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { PASSWORD, approvedDoctor, gql, register, startServer } from './server.mjs';
+import { PASSWORD, adminLogin, approvedDoctor, gql, register, startServer } from './server.mjs';
 import { SCREENSHOTS, eventually, launch, newPage } from './browser.mjs';
 
 const STUN = 'stun:127.0.0.1:3478';
@@ -218,8 +218,7 @@ describe('the /demo page', { timeout: 120000 }, () => {
     await page.click('#p-submit');
     await page.waitForSelector('#profile-state:has-text("waiting for an administrator")');
 
-    const admin = await gql(server.base, `mutation { login(input: { email: "admin@example.com", password: "${PASSWORD}" }) { accessToken } }`);
-    const token = admin.login.accessToken;
+    const token = await adminLogin(server.base);
     const { pendingDoctors } = await gql(server.base, '{ pendingDoctors { nodes { id user { email } } } }', {}, token);
     const mine = pendingDoctors.nodes.find((d) => d.user.email === email);
     await gql(server.base, 'mutation($id: ID!) { approveDoctor(id: $id) { id } }', { id: mine.id }, token);

@@ -10,10 +10,10 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const bin = process.env.E2E_SERVER_BIN ?? join(here, '..', 'target', 'debug', 'medilink');
+export const bin = process.env.E2E_SERVER_BIN ?? join(here, '..', 'target', 'debug', 'medilink');
 export const PASSWORD = 'correct horse battery';
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve) => {
     const probe = createServer();
     probe.listen(0, '127.0.0.1', () => {
@@ -23,14 +23,18 @@ async function freePort() {
   });
 }
 
+/// The caller's environment without MEDILINK_* variables: the server refuses unknown settings,
+/// so none may leak in.
+export function inheritedEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('MEDILINK_')));
+}
+
 /// `settings`: extra MEDILINK_* variables for this server.
 export async function startServer(settings = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'medilink-e2e-'));
   const port = await freePort();
-  // The server refuses unknown MEDILINK_* settings, so none leak in from the caller.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('MEDILINK_')));
   const env = {
-    ...inherited,
+    ...inheritedEnv(),
     MEDILINK_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
     MEDILINK_BIND: `127.0.0.1:${port}`,
     MEDILINK_JWT_SECRET: 'an end-to-end test secret of enough length',
@@ -41,7 +45,22 @@ export async function startServer(settings = {}) {
     env: { ...env, MEDILINK_ADMIN_PASSWORD: PASSWORD },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  const server = await serve(env);
+  return {
+    ...server,
+    /// Stops the server and removes its database.
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/// Serves with `env` as the whole environment and waits until the server answers:
+/// { base, ws, pid, stop }.
+export async function serve(env) {
   const child = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const port = new URL(`http://${env.MEDILINK_BIND}`).port;
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
@@ -54,13 +73,12 @@ export async function startServer(settings = {}) {
   return {
     base,
     ws: `ws://127.0.0.1:${port}/graphql/ws`,
-    /// Stops the server and removes its database.
+    pid: child.pid,
     stop: async () => {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
         await exited;
       }
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -86,8 +104,8 @@ export async function register(base, role) {
   return { id: data.register.user.id, email, token: data.register.accessToken };
 }
 
-/// A registered, approved doctor: { id (user), doctorId, token }.
-export async function approvedDoctor(base) {
+/// A registered, approved doctor: { id (user), doctorId, token }. `adminToken` saves a login.
+export async function approvedDoctor(base, adminToken) {
   const doctor = await register(base, 'DOCTOR');
   const operations = {
     query: 'mutation($input: DoctorProfileInput!, $licence: Upload!) { submitDoctorProfile(input: $input, licence: $licence) { id } }',
@@ -109,9 +127,15 @@ export async function approvedDoctor(base) {
   })).json();
   if (submitted.errors) throw new Error(JSON.stringify(submitted.errors));
   const doctorId = submitted.data.submitDoctorProfile.id;
-  const admin = await gql(base, 'mutation { login(input: { email: "admin@example.com", password: "correct horse battery" }) { accessToken } }');
-  await gql(base, 'mutation($id: ID!) { approveDoctor(id: $id) { id } }', { id: doctorId }, admin.login.accessToken);
+  const admin = adminToken ?? await adminLogin(base);
+  await gql(base, 'mutation($id: ID!) { approveDoctor(id: $id) { id } }', { id: doctorId }, admin);
   return { ...doctor, doctorId };
+}
+
+/// The access token of the admin that startServer creates.
+export async function adminLogin(base) {
+  const data = await gql(base, 'mutation($p: String!) { login(input: { email: "admin@example.com", password: $p }) { accessToken } }', { p: PASSWORD });
+  return data.login.accessToken;
 }
 
 /// A `graphql-ws` client signed in with `token`, connected at once.
