@@ -167,6 +167,10 @@ async function main() {
     MEDILINK_REDIS_PREFIX: `${database}:`,
     MEDILINK_JWT_SECRET: 'a soak test secret of enough length for HS256',
     MEDILINK_LOG: 'warn',
+    // Every client of the soak comes from 127.0.0.1: the per-address limits would stop it.
+    MEDILINK_LIMIT_REGISTER_PER_IP: '100000/h',
+    MEDILINK_LIMIT_WS_CONNECTS_PER_IP: '100000/min',
+    MEDILINK_WS_MAX_CONNECTIONS_PER_IP: '100000',
   };
   execFileSync(process.env.E2E_SERVER_BIN, ['create-admin', '--email', 'admin@example.com'], {
     env: { ...shared, MEDILINK_ADMIN_PASSWORD: PASSWORD },
