@@ -1,5 +1,6 @@
 //! Settings: built-in defaults < `medilink.toml` < `MEDILINK_*` environment variables.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ const NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "TEST_REDIS_URL", "ADMIN_PA
 
 const MIN_SECRET_BYTES: usize = 32;
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// Debug output hides every secret and the passwords in connection URLs (see below).
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `sqlite://path` (created on first run) or `postgres://...`.
@@ -33,6 +35,8 @@ pub struct Config {
     pub query_complexity_limit: usize,
     /// A `tracing` filter such as `info` or `medilink=debug,info`.
     pub log: String,
+    /// One line of text per event, or one JSON object per line for log collectors.
+    pub log_format: LogFormat,
     /// How long a WebSocket may take to send `connection_init`.
     pub ws_init_timeout_secs: u64,
     /// How often the server pings each WebSocket; a peer silent for three intervals is dropped.
@@ -108,6 +112,7 @@ impl Default for Config {
             query_depth_limit: 16,
             query_complexity_limit: 2_000,
             log: "info".into(),
+            log_format: LogFormat::Text,
             ws_init_timeout_secs: 3,
             ws_ping_interval_secs: 15,
             ring_timeout_secs: 30,
@@ -144,6 +149,14 @@ impl Default for Config {
             limit_chat_per_user: Rate::new(10, 5),
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// A start-up failure worth exactly one line to the operator.
@@ -410,5 +423,190 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field is named here (no `..`): a new setting does not build until someone has
+        // decided whether it may be shown.
+        let Config {
+            database_url,
+            database_max_connections,
+            bind,
+            jwt_secret,
+            access_token_ttl_secs,
+            refresh_token_ttl_days,
+            max_body_bytes,
+            max_upload_bytes,
+            query_depth_limit,
+            query_complexity_limit,
+            log,
+            log_format,
+            ws_init_timeout_secs,
+            ws_ping_interval_secs,
+            ring_timeout_secs,
+            call_grace_secs,
+            lobby_retained_messages,
+            public_origins,
+            stripe_secret_key,
+            stripe_webhook_secret,
+            stripe_api_base,
+            platform_fee_bps,
+            payment_hold_minutes,
+            payment_sweep_secs,
+            ice_servers,
+            turn_secret,
+            turn_credential_ttl_secs,
+            turn_username,
+            turn_password,
+            graphiql_assets,
+            redis_url,
+            redis_prefix,
+            instance_expiry_ms,
+            trusted_proxies,
+            limit_login_per_ip,
+            limit_login_per_account,
+            login_free_failures,
+            login_backoff_max_secs,
+            limit_register_per_ip,
+            limit_refresh_per_ip,
+            limit_refresh_per_account,
+            limit_ws_connects_per_ip,
+            ws_max_connections_per_ip,
+            limit_signals_per_user,
+            limit_chat_per_user,
+        } = self;
+        f.debug_struct("Config")
+            .field("database_url", &without_password(database_url))
+            .field("database_max_connections", database_max_connections)
+            .field("bind", bind)
+            .field("jwt_secret", jwt_secret)
+            .field("access_token_ttl_secs", access_token_ttl_secs)
+            .field("refresh_token_ttl_days", refresh_token_ttl_days)
+            .field("max_body_bytes", max_body_bytes)
+            .field("max_upload_bytes", max_upload_bytes)
+            .field("query_depth_limit", query_depth_limit)
+            .field("query_complexity_limit", query_complexity_limit)
+            .field("log", log)
+            .field("log_format", log_format)
+            .field("ws_init_timeout_secs", ws_init_timeout_secs)
+            .field("ws_ping_interval_secs", ws_ping_interval_secs)
+            .field("ring_timeout_secs", ring_timeout_secs)
+            .field("call_grace_secs", call_grace_secs)
+            .field("lobby_retained_messages", lobby_retained_messages)
+            .field("public_origins", public_origins)
+            .field("stripe_secret_key", stripe_secret_key)
+            .field("stripe_webhook_secret", stripe_webhook_secret)
+            .field("stripe_api_base", stripe_api_base)
+            .field("platform_fee_bps", platform_fee_bps)
+            .field("payment_hold_minutes", payment_hold_minutes)
+            .field("payment_sweep_secs", payment_sweep_secs)
+            .field("ice_servers", ice_servers)
+            .field("turn_secret", turn_secret)
+            .field("turn_credential_ttl_secs", turn_credential_ttl_secs)
+            .field("turn_username", turn_username)
+            .field("turn_password", turn_password)
+            .field("graphiql_assets", graphiql_assets)
+            .field("redis_url", &redis_url.as_deref().map(without_password))
+            .field("redis_prefix", redis_prefix)
+            .field("instance_expiry_ms", instance_expiry_ms)
+            .field("trusted_proxies", trusted_proxies)
+            .field("limit_login_per_ip", limit_login_per_ip)
+            .field("limit_login_per_account", limit_login_per_account)
+            .field("login_free_failures", login_free_failures)
+            .field("login_backoff_max_secs", login_backoff_max_secs)
+            .field("limit_register_per_ip", limit_register_per_ip)
+            .field("limit_refresh_per_ip", limit_refresh_per_ip)
+            .field("limit_refresh_per_account", limit_refresh_per_account)
+            .field("limit_ws_connects_per_ip", limit_ws_connects_per_ip)
+            .field("ws_max_connections_per_ip", ws_max_connections_per_ip)
+            .field("limit_signals_per_user", limit_signals_per_user)
+            .field("limit_chat_per_user", limit_chat_per_user)
+            .finish()
+    }
+}
+
+/// A connection URL fit for a log: the user's password and a query carrying one are replaced
+/// by `..` (`postgres://app:..@db/medilink`).
+fn without_password(url: &str) -> Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Cow::Borrowed(url);
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let authority_end = before_query.find('/').unwrap_or(before_query.len());
+    let (authority, path) = before_query.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => Cow::Owned(format!("{user}:..@{host}")),
+            None => Cow::Borrowed(authority),
+        },
+        None => Cow::Borrowed(authority),
+    };
+    let query = match query {
+        Some(q) if q.to_ascii_lowercase().contains("password") => "?..".to_owned(),
+        Some(q) => format!("?{q}"),
+        None => String::new(),
+    };
+    let redacted = format!("{scheme}://{authority}{path}{query}");
+    if redacted == url {
+        Cow::Borrowed(url)
+    } else {
+        Cow::Owned(redacted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let config = Config {
+            database_url: "postgres://app:db-pass-1@db.internal:5432/medilink?sslmode=require"
+                .into(),
+            redis_url: Some("redis://:redis-pass-2@cache:6379/0".into()),
+            jwt_secret: Some(Secret::new("jwt-secret-3")),
+            stripe_secret_key: Some(Secret::new("sk_live_4")),
+            stripe_webhook_secret: Some(Secret::new("whsec_5")),
+            turn_secret: Some(Secret::new("turn-secret-6")),
+            turn_password: Some(Secret::new("turn-pass-7")),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        for secret in [
+            "db-pass-1",
+            "redis-pass-2",
+            "jwt-secret-3",
+            "sk_live_4",
+            "whsec_5",
+            "turn-secret-6",
+            "turn-pass-7",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://app:..@db.internal:5432/medilink?sslmode=require"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://:..@cache:6379/0"), "{shown}");
+    }
+
+    #[test]
+    fn urls_without_a_password_are_shown_as_they_are() {
+        for url in [
+            "sqlite://medilink.db",
+            "postgres://postgres@127.0.0.1:5432/medilink",
+            "redis://127.0.0.1:6379",
+        ] {
+            assert_eq!(without_password(url), url);
+        }
+        assert_eq!(
+            without_password("postgres://db/medilink?user=app&password=x"),
+            "postgres://db/medilink?.."
+        );
     }
 }

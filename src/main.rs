@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use medilink::auth::password::Passwords;
-use medilink::config::{Config, Secret};
+use medilink::config::{Config, LogFormat, Secret};
 use medilink::{Application, open_database, shutdown_signals};
 use rand::RngCore;
 use tracing_subscriber::EnvFilter;
@@ -63,7 +63,8 @@ fn main() -> ExitCode {
     let result = Config::load_from(&cli.config)
         .map_err(|e| e.to_string())
         .and_then(|config| {
-            init_logging(&config.log);
+            init_logging(&config.log, config.log_format);
+            tracing::debug!(settings = ?config, "configuration loaded");
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             runtime.block_on(run(cli.command, config))
         });
@@ -149,8 +150,13 @@ fn random_secret() -> Secret {
     Secret::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
     // The filter was validated with the rest of the configuration.
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        // One object per line; its `spans` carry the request (or connection) id and the user.
+        LogFormat::Json => logs.json().init(),
+    }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{
@@ -134,17 +135,30 @@ pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) ->
         }
     };
     let call = repo::insert(&state.db, &call).await?.ok_or_else(busy)?;
+    tracing::info!(
+        call = %call.id,
+        doctor = %call.doctor_id,
+        caller = %call.caller_id,
+        callee = %call.callee_id,
+        appointment = ?call.appointment_id,
+        "call started"
+    );
     remember(state, &call);
     set_busy(state, &call, true).await;
     publish(state, call.callee_id, CallEventKind::Incoming, &call);
     let (state, id) = (state.clone(), call.id);
     let ring = Duration::from_secs(state.config.ring_timeout_secs);
-    tokio::spawn(async move {
-        tokio::time::sleep(ring).await;
-        if let Err(e) = finish(&state, id, &[CallStatus::Ringing], CallEndReason::Missed).await {
-            tracing::warn!(call = %id, error = ?e.message(), "ring timeout failed");
+    // In the caller's span: a missed call's lines say whose request rang.
+    tokio::spawn(
+        async move {
+            tokio::time::sleep(ring).await;
+            if let Err(e) = finish(&state, id, &[CallStatus::Ringing], CallEndReason::Missed).await
+            {
+                tracing::warn!(call = %id, error = ?e.message(), "ring timeout failed");
+            }
         }
-    });
+        .in_current_span(),
+    );
     Ok(call)
 }
 
@@ -201,6 +215,7 @@ pub async fn answer(
     let call = repo::answer(&state.db, call_id, state.clock.now())
         .await?
         .ok_or_else(not_ringing)?;
+    tracing::info!(call = %call.id, "call answered");
     remember(state, &call);
     if let Some(appointment_id) = call.appointment_id {
         appointments::service::begin_by_call(state, appointment_id).await?;
@@ -255,6 +270,11 @@ async fn finish(
     let Some(call) = repo::end(&state.db, call_id, from, reason, state.clock.now()).await? else {
         return Ok(None);
     };
+    let talked_secs = call
+        .answered_at
+        .zip(call.ended_at)
+        .map(|(answered, ended)| (ended - answered).num_seconds());
+    tracing::info!(call = %call.id, reason = reason.as_str(), talked_secs, "call ended");
     forget(state, call_id);
     set_busy(state, &call, false).await;
     publish(state, call.caller_id, reason.event(), &call);
@@ -278,7 +298,8 @@ async fn set_busy(state: &AppState, call: &Call, busy: bool) {
 /// calls end as DROPPED.
 pub fn connection_lost(state: &AppState, user_id: Uuid) {
     let state = state.clone();
-    tokio::spawn(async move {
+    // In the lost connection's span, whose lines it ends.
+    let grace = async move {
         tokio::time::sleep(Duration::from_secs(state.config.call_grace_secs)).await;
         match state.realtime.presence.is_connected(user_id).await {
             Ok(false) => {}
@@ -289,7 +310,8 @@ pub fn connection_lost(state: &AppState, user_id: Uuid) {
             }
         }
         end_calls_of(&state, user_id, CallEndReason::Dropped).await;
-    });
+    };
+    tokio::spawn(grace.in_current_span());
 }
 
 /// Ends the user's live calls: ringing ones with `ringing`, active ones as DROPPED.
@@ -433,6 +455,8 @@ pub async fn send_signal(
         video_enabled: input.video_enabled,
         at: Utc::now(),
     };
+    // Debug only: one line per ICE candidate is noise at info. Never the SDP or candidate.
+    tracing::debug!(call = %call_id, kind = ?signal.kind, "signal relayed");
     state.realtime.bus.publish(
         Topic::User(call.other(viewer.id)),
         Event::Signal(Arc::new(signal)),

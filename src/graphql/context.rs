@@ -64,8 +64,17 @@ pub async fn viewer(ctx: &Context<'_>) -> AppResult<AuthUser> {
             }
         }
     };
+    if let Ok(user) = &checked {
+        log_as(user);
+    }
     *slot = Some(checked.clone());
     checked
+}
+
+/// Puts `user` on the current request's (or connection's) span: the log lines it causes from
+/// now on say who it was.
+pub fn log_as(user: &AuthUser) {
+    tracing::Span::current().record("user", tracing::field::display(user.id));
 }
 
 /// The signed-in user if there is a valid one; for deciding what to show, never for refusing.
@@ -75,6 +84,7 @@ pub async fn optional_viewer(ctx: &Context<'_>) -> Option<AuthUser> {
 
 /// Makes `user` the viewer for the rest of this request, after it signed in with it.
 pub async fn signed_in(ctx: &Context<'_>, user: AuthUser) {
+    log_as(&user);
     if let Some(session) = ctx.data_opt::<Arc<Session>>() {
         *session.viewer.lock().await = Some(Ok(user));
     }

@@ -39,7 +39,8 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        tracing::info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path())
+        // `user` is filled in once the request (or the WebSocket it opens) is signed in.
+        tracing::info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path(), user = tracing::field::Empty)
     });
     let mut router = Router::new();
     if let Some(folder) = &app.config.graphiql_assets {

@@ -7,17 +7,18 @@ use std::time::{Duration, Instant};
 use async_graphql::Response;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use tokio_stream::StreamMap;
+use tracing::Instrument;
 
-use super::HttpState;
+use super::{HttpState, REQUEST_ID};
 use crate::auth::AuthUser;
 use crate::calls;
 use crate::error::ErrorCode;
-use crate::graphql::context::Session;
+use crate::graphql::context::{Session, log_as};
 use crate::graphql::{complete_errors, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
 use crate::realtime::bus::{Event, Topic};
@@ -41,6 +42,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
     client: ClientIp,
     State(state): State<HttpState>,
+    headers: HeaderMap,
 ) -> HttpResponse {
     let limits = &state.app.limits;
     let Some(permit) = limits.ws_connections_per_ip.acquire(client.limit_key()) else {
@@ -49,12 +51,20 @@ pub async fn upgrade(
     if let Err(wait) = limits.ws_connects_per_ip.check(client.limit_key()) {
         return too_many_connections(wait);
     }
+    let request_id = headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    // The socket lives in a task of its own: it keeps the upgrade request's span (its id, and
+    // the user once signed in) so that every line the connection causes carries them.
+    let span = tracing::Span::current();
     ws.protocols([SUBPROTOCOL])
         .read_buffer_size(READ_BUFFER_BYTES)
         // Every send flushes at once: no write buffer is kept between frames.
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| serve(socket, state, client, permit))
+        .on_upgrade(move |socket| serve(socket, state, client, permit, request_id).instrument(span))
 }
 
 fn too_many_connections(wait: Duration) -> HttpResponse {
@@ -71,6 +81,17 @@ fn too_many_connections(wait: Duration) -> HttpResponse {
         .into_response()
 }
 
+/// How a socket ended, for its last log line.
+#[derive(Clone, Copy)]
+enum Ended {
+    /// We closed it with this code.
+    Server(u16),
+    /// The client closed it with this code (1005: none given).
+    Client(u16),
+    /// It broke without a close handshake.
+    Dropped,
+}
+
 /// What one operation yields on the socket.
 enum Outgoing {
     Response(Box<Response>),
@@ -80,15 +101,15 @@ enum Outgoing {
 enum Incoming {
     Message(ClientMessage),
     Invalid(&'static str),
-    /// The client closed; the close handshake still needs our reply to be flushed.
-    Closing,
+    /// The client closed with this code; the close handshake still needs our reply.
+    Closing(u16),
     Closed,
     Ignored,
 }
 
 fn read(message: Option<Result<Message, axum::Error>>) -> Incoming {
     match message {
-        Some(Ok(Message::Close(_))) => Incoming::Closing,
+        Some(Ok(Message::Close(frame))) => Incoming::Closing(frame.map_or(1005, |f| f.code)),
         None | Some(Err(_)) => Incoming::Closed,
         Some(Ok(Message::Text(text))) => match serde_json::from_str(text.as_str()) {
             Ok(message) => Incoming::Message(message),
@@ -107,7 +128,7 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
 }
 
 /// Closes with `code`; the reason is cut to the 123 bytes a close frame allows.
-async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) -> Ended {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;
@@ -117,6 +138,13 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
         reason: Utf8Bytes::from(&reason[..end]),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
+    Ended::Server(code)
+}
+
+/// Answers the client's close.
+async fn closing(socket: &mut WebSocket, code: u16) -> Ended {
+    let _ = socket.send(Message::Close(None)).await;
+    Ended::Client(code)
 }
 
 /// Serves one socket; `_permit` holds its place among its address's connections until it ends.
@@ -125,25 +153,48 @@ async fn serve(
     state: HttpState,
     client: ClientIp,
     _permit: ConnectionPermit,
+    request_id: String,
 ) {
+    let opened = Instant::now();
+    let ended = connection(&mut socket, &state, client, &request_id).await;
+    let (code, closed_by) = match ended {
+        Ended::Server(code) => (Some(code), "server"),
+        Ended::Client(code) => (Some(code), "client"),
+        Ended::Dropped => (None, "network"),
+    };
+    tracing::info!(
+        code,
+        closed_by,
+        duration_ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "socket closed"
+    );
+}
+
+async fn connection(
+    socket: &mut WebSocket,
+    state: &HttpState,
+    client: ClientIp,
+    request_id: &str,
+) -> Ended {
     let config = state.app.config.clone();
-    let Some(user) = handshake(
-        &mut socket,
-        &state,
+    let user = match handshake(
+        socket,
+        state,
         Duration::from_secs(config.ws_init_timeout_secs),
     )
     .await
-    else {
-        return;
+    {
+        Ok(user) => user,
+        Err(ended) => return ended,
     };
+    log_as(&user);
     let realtime = &state.app.realtime;
     let presence = realtime.presence.clone();
     let Connection { id, kicked } = match presence.connect(user.id).await {
         Ok(connection) => connection,
         Err(error) => {
             tracing::warn!(error = %error.0, "cannot record a connection in presence");
-            close_with(&mut socket, close::INTERNAL, "Presence unavailable").await;
-            return;
+            return close_with(socket, close::INTERNAL, "Presence unavailable").await;
         }
     };
     // Kicks from other instances come through the user's topic. Before the ack, this instance
@@ -163,17 +214,21 @@ async fn serve(
     )
     .await;
     let mut kicked = futures_util::future::select(kicked, kicked_elsewhere.into_future());
-    if send(&mut socket, &ServerMessage::ConnectionAck).await {
+    let ended = if send(socket, &ServerMessage::ConnectionAck).await {
+        tracing::info!(role = user.role.as_str(), "socket opened");
         run(
-            &mut socket,
-            &state,
+            socket,
+            state,
             user,
             client,
+            request_id,
             &mut kicked,
             Duration::from_secs(config.ws_ping_interval_secs),
         )
-        .await;
-    }
+        .await
+    } else {
+        Ended::Dropped
+    };
     drop(holds);
     match presence.disconnect(user.id, id).await {
         Ok(true) => calls::service::connection_lost(&state.app, user.id),
@@ -182,49 +237,41 @@ async fn serve(
             tracing::warn!(error = %error.0, "cannot record a closed connection in presence")
         }
     }
+    ended
 }
 
-/// Waits for `connection_init` and checks its token; `None` after closing the socket.
+/// Waits for `connection_init` and checks its token; how the socket ended if it did.
 async fn handshake(
     socket: &mut WebSocket,
     state: &HttpState,
     timeout: Duration,
-) -> Option<AuthUser> {
+) -> Result<AuthUser, Ended> {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             () = &mut deadline => {
-                close_with(socket, close::INIT_TIMEOUT, "Connection initialisation timeout").await;
-                return None;
+                return Err(close_with(socket, close::INIT_TIMEOUT, "Connection initialisation timeout").await);
             }
             message = socket.recv() => match read(message) {
-                Incoming::Closed => return None,
-                Incoming::Closing => {
-                    let _ = socket.send(Message::Close(None)).await;
-                    return None;
-                }
+                Incoming::Closed => return Err(Ended::Dropped),
+                Incoming::Closing(code) => return Err(closing(socket, code).await),
                 Incoming::Ignored => {}
                 Incoming::Invalid(reason) => {
-                    close_with(socket, close::BAD_MESSAGE, reason).await;
-                    return None;
+                    return Err(close_with(socket, close::BAD_MESSAGE, reason).await);
                 }
                 Incoming::Message(ClientMessage::ConnectionInit { payload }) => {
-                    match authenticate(state, payload.as_ref()).await {
-                        Some(user) => return Some(user),
-                        None => {
-                            close_with(socket, close::FORBIDDEN, "Forbidden").await;
-                            return None;
-                        }
-                    }
+                    return match authenticate(state, payload.as_ref()).await {
+                        Some(user) => Ok(user),
+                        None => Err(close_with(socket, close::FORBIDDEN, "Forbidden").await),
+                    };
                 }
                 Incoming::Message(ClientMessage::Ping { .. }) => {
                     send(socket, &ServerMessage::Pong).await;
                 }
                 Incoming::Message(ClientMessage::Pong { .. }) => {}
                 Incoming::Message(ClientMessage::Subscribe { .. } | ClientMessage::Complete { .. }) => {
-                    close_with(socket, close::UNAUTHORIZED, "Unauthorized").await;
-                    return None;
+                    return Err(close_with(socket, close::UNAUTHORIZED, "Unauthorized").await);
                 }
             }
         }
@@ -242,11 +289,11 @@ async fn run(
     state: &HttpState,
     user: AuthUser,
     client: ClientIp,
+    request_id: &str,
     kicked: &mut (impl Future + Unpin),
     ping_every: Duration,
-) {
+) -> Ended {
     let session = Arc::new(Session::authenticated(user));
-    let request_id = format!("ws-{}", uuid::Uuid::now_v7());
     let mut operations: StreamMap<String, BoxStream<'static, Outgoing>> = StreamMap::new();
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
@@ -257,13 +304,12 @@ async fn run(
         tokio::select! {
             biased;
             _ = &mut *kicked => {
-                close_with(socket, close::FORBIDDEN, "Forbidden").await;
-                return;
+                return close_with(socket, close::FORBIDDEN, "Forbidden").await;
             }
             Some((id, outgoing)) = operations.next(), if !operations.is_empty() => {
                 let sent = match outgoing {
                     Outgoing::Response(mut response) => {
-                        complete_errors(&mut response, &request_id);
+                        complete_errors(&mut response, request_id);
                         if is_request_error(&response) {
                             operations.remove(&id);
                             send(socket, &ServerMessage::Error { id: &id, payload: &response.errors }).await
@@ -274,45 +320,38 @@ async fn run(
                     Outgoing::Done => send(socket, &ServerMessage::Complete { id: &id }).await,
                 };
                 if !sent {
-                    return;
+                    return Ended::Dropped;
                 }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_every * 3 {
-                    close_with(socket, close::GOING_AWAY, "No answer to pings").await;
-                    return;
+                    return close_with(socket, close::GOING_AWAY, "No answer to pings").await;
                 }
                 if !send(socket, &ServerMessage::Ping).await {
-                    return;
+                    return Ended::Dropped;
                 }
             }
             message = socket.recv() => {
                 last_heard = Instant::now();
                 match read(message) {
-                    Incoming::Closed => return,
-                    Incoming::Closing => {
-                        let _ = socket.send(Message::Close(None)).await;
-                        return;
-                    }
+                    Incoming::Closed => return Ended::Dropped,
+                    Incoming::Closing(code) => return closing(socket, code).await,
                     Incoming::Ignored => {}
                     Incoming::Invalid(reason) => {
-                        close_with(socket, close::BAD_MESSAGE, reason).await;
-                        return;
+                        return close_with(socket, close::BAD_MESSAGE, reason).await;
                     }
                     Incoming::Message(ClientMessage::ConnectionInit { .. }) => {
-                        close_with(socket, close::TOO_MANY_INITS, "Too many initialisation requests").await;
-                        return;
+                        return close_with(socket, close::TOO_MANY_INITS, "Too many initialisation requests").await;
                     }
                     Incoming::Message(ClientMessage::Ping { .. }) => {
                         if !send(socket, &ServerMessage::Pong).await {
-                            return;
+                            return Ended::Dropped;
                         }
                     }
                     Incoming::Message(ClientMessage::Pong { .. }) => {}
                     Incoming::Message(ClientMessage::Subscribe { id, payload }) => {
                         if operations.contains_key(&id) {
-                            close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
-                            return;
+                            return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                         }
                         let mut request = with_request_data(*payload, &state.app, session.clone()).data(client);
                         state.documents.prepare(&mut request);

@@ -230,7 +230,9 @@ pub async fn webhook(
         .map_err(|error| {
             tracing::error!(event = %event.id, kind = %event.type_, error = error.message(), "webhook not applied");
             Rejection::Failed
-        })
+        })?;
+    tracing::info!(event = %event.id, kind = %event.type_, "webhook handled");
+    Ok(())
 }
 
 async fn apply(state: &AppState, id: &str, kind: &str, effect: Effect) -> AppResult<()> {
