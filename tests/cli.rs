@@ -97,6 +97,13 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
     assert_clear_failure(
         &serve(&[
             ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_LOG_FORMAT", "xml"),
+        ]),
+        "MEDILINK_LOG_FORMAT",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
             ("MEDILINK_STRIPE_SECRET_KEY", "sk_test_x"),
             ("MEDILINK_PUBLIC_ORIGINS", "https://app.example.com"),
         ]),

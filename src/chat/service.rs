@@ -113,7 +113,7 @@ pub async fn send(
         (message.channel == "lobby").then_some(i64::from(state.config.lobby_retained_messages));
     repo::insert(&state.db, &message, keep).await?;
     // Never the body.
-    tracing::debug!(message = %message.id, channel = %message.channel, "chat message sent");
+    tracing::debug!(message_id = %message.id, channel = %message.channel, "chat message sent");
     state.realtime.bus.publish(
         Topic::Chat(message.channel.clone()),
         Event::Chat(Arc::new(message.clone())),

@@ -6,6 +6,7 @@ pub mod stripe;
 pub mod ws;
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use medilink::Application;
@@ -20,9 +21,25 @@ use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-pub struct TestApp {
+/// A server reached over the network only: the flows of the public API work against any
+/// server, whether in this process or the real binary (tests/logs.rs).
+pub struct Api {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A server in this process, with its database and clock at hand.
+pub struct TestApp {
+    pub api: Api,
     pub db: Db,
     /// The server's clock, to step through time-bound rules without waiting.
     pub clock: Clock,
@@ -95,8 +112,7 @@ async fn start(
     });
     let (addr, db, clock) = built.await.expect("the instance started");
     TestApp {
-        addr,
-        client: reqwest::Client::new(),
+        api: Api::new(addr),
         db,
         clock,
         jwt_secret,
@@ -140,7 +156,7 @@ impl TestApp {
 
 /// The test database: PostgreSQL when `MEDILINK_TEST_DATABASE_URL` names a server (a new
 /// database per call), otherwise a SQLite file in `dir`.
-async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
+pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     match std::env::var("MEDILINK_TEST_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
             let name = format!("medilink_test_{}", Uuid::new_v4().simple());
@@ -163,7 +179,15 @@ async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     }
 }
 
-impl TestApp {
+impl Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -215,7 +239,9 @@ impl TestApp {
         )
         .await
     }
+}
 
+impl TestApp {
     /// An admin made the way operators make them (`create-admin` calls the same function), then
     /// signed in over the API.
     pub async fn admin(&self) -> Account {
@@ -298,7 +324,7 @@ pub fn profile_input(licence_number: &str) -> Value {
     })
 }
 
-impl TestApp {
+impl Api {
     /// A GraphQL multipart request (the spec of jaydenseric/graphql-multipart-request-spec)
     /// with `file` bound to the variable `file_variable`; `None` sends no file part at all.
     pub async fn graphql_upload(

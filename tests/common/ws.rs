@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::TestApp;
+use super::Api;
 
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -24,9 +24,14 @@ pub enum Received {
     Closed(u16, String),
 }
 
-impl TestApp {
+impl Api {
     /// A socket with the protocol negotiated but no `connection_init` sent.
     pub async fn ws_raw(&self) -> WsClient {
+        self.ws_raw_with_id(None).await
+    }
+
+    /// Like `ws_raw`, with the upgrade request's `x-request-id` chosen by the test.
+    pub async fn ws_raw_with_id(&self, request_id: Option<&str>) -> WsClient {
         let mut request = format!("ws://{}/graphql/ws", self.addr)
             .into_client_request()
             .unwrap();
@@ -34,6 +39,11 @@ impl TestApp {
             "sec-websocket-protocol",
             "graphql-transport-ws".parse().unwrap(),
         );
+        if let Some(id) = request_id {
+            request
+                .headers_mut()
+                .insert("x-request-id", id.parse().unwrap());
+        }
         let (socket, response) = tokio_tungstenite::connect_async(request)
             .await
             .expect("connects");
@@ -182,6 +192,18 @@ impl WsClient {
 
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
+    }
+
+    /// Closes with `code` and waits for the server's close frame: a finished close handshake.
+    pub async fn close_cleanly(mut self, code: u16) {
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        };
+        let _ = self.socket.close(Some(frame)).await;
+        while let Ok(Some(Ok(_))) =
+            tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await
+        {}
     }
 }
 

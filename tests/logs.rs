@@ -1,0 +1,541 @@
+//! Logs of the real binary, in JSON with every crate at `debug`: a whole flow (passwords,
+//! tokens, a licence, a call's SDP and ICE candidates, a chat message, Stripe and TURN secrets)
+//! leaves none of its secrets in any line, in any usual encoding; every line is JSON; and lines
+//! carry the id of their request or WebSocket connection, and its user.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use common::stripe::{FakeStripe, ORIGIN, event};
+use common::ws::{WsClient, accept_call, listen_for_signals};
+use common::*;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_medilink");
+const CALL_EVENTS: &str = "subscription { callEvents { kind call { id status } } }";
+const SIGNALS: &str =
+    "subscription($id: ID!) { signals(callId: $id) { kind sdp candidate { candidate } } }";
+const SEND_SIGNAL: &str = "mutation($input: SendSignalInput!) { sendSignal(input: $input) }";
+const REFRESH: &str = "mutation($token: String!) { refreshToken(token: $token) { accessToken refreshToken user { id email role } } }";
+
+/// A value that cannot appear in a log by chance.
+fn marker(what: &str) -> String {
+    format!("{what}-{}", Uuid::new_v4().simple())
+}
+
+/// The binary with a clean `MEDILINK_*` environment, JSON logs and every crate at debug.
+fn medilink(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MEDILINK_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("MEDILINK_LOG", "debug")
+        .env("MEDILINK_LOG_FORMAT", "json")
+        .envs(env.iter().copied());
+    command
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parsed(path: &Path) -> Vec<Value> {
+    read_lines(path)
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn message(line: &Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or_default()
+}
+
+/// Waits until `count` lines of `path` say `text`; returns all lines then.
+async fn wait_for(path: &Path, text: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = parsed(path);
+        if lines.iter().filter(|l| message(l) == text).count() >= count {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {count} `{text}` lines in:\n{}",
+            read_lines(path).join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether the line was logged inside the request (or connection) `id`, signed in as `user`.
+fn in_span(line: &Value, id: &str, user: Option<&str>) -> bool {
+    line["spans"].as_array().is_some_and(|spans| {
+        spans
+            .iter()
+            .any(|s| s["id"] == id && user.is_none_or(|u| s["user"] == u))
+    })
+}
+
+/// The forms a secret could take in a log line: as it is, percent-encoded, hex, and base64
+/// (both alphabets) at each of the three byte alignments it could have inside a longer value.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut forms = vec![
+        secret.to_owned(),
+        form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        secret.bytes().map(|b| format!("{b:02x}")).collect(),
+    ];
+    for offset in 0..3 {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(secret.as_bytes());
+        for engine in [&STANDARD, &URL_SAFE] {
+            let encoded = engine.encode(&bytes);
+            // The first group mixes in the padding bytes, the last one the end: keep the middle.
+            let skip = if offset == 0 { 0 } else { 4 };
+            let end = encoded.len().saturating_sub(4);
+            if end > skip + 12 {
+                forms.push(encoded[skip..end].to_owned());
+            }
+        }
+    }
+    forms
+}
+
+/// A GraphQL request over HTTP with a request id chosen by the test.
+async fn graphql_with_id(
+    api: &Api,
+    request_id: &str,
+    query: &str,
+    variables: Value,
+    token: Option<&str>,
+) -> Value {
+    let mut request = api
+        .client
+        .post(api.url("/graphql"))
+        .header("x-request-id", request_id)
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body: Value = request.send().await.unwrap().json().await.unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+async fn signal(socket: &mut WsClient, id: &str, input: Value) {
+    let sent = socket
+        .execute(id, SEND_SIGNAL, json!({ "input": input }))
+        .await;
+    assert_eq!(sent["data"]["sendSignal"], true, "{sent}");
+}
+
+#[tokio::test]
+async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let stripe = FakeStripe::start().await;
+    let stripe_api = stripe.base_url();
+
+    let jwt_secret = marker("jwt-secret");
+    let stripe_key = format!("sk_test_{}", Uuid::new_v4().simple());
+    let webhook_secret = format!("whsec_{}", Uuid::new_v4().simple());
+    let turn_secret = marker("turn-secret");
+    let admin_password = marker("admin-password");
+    let patient_password = marker("patient-password");
+    let doctor_password = marker("doctor-password");
+    let wrong_password = marker("wrong-password");
+    let licence_marker = marker("licence-bytes");
+    let offer_marker = marker("sdp-offer");
+    let answer_marker = marker("sdp-answer");
+    let candidate_markers = [marker("ice-patient"), marker("ice-doctor")];
+    let chat_marker = marker("chat-body");
+
+    // On PostgreSQL, a password in the URL too (the test server trusts local connections, so it
+    // is never checked, but it must not be shown).
+    let mut database_url = fresh_database_url(&dir).await;
+    let db_password = marker("db-password");
+    if let Some((scheme, rest)) = database_url.split_once("://")
+        && scheme.starts_with("postgres")
+        && let Some((user, host)) = rest.split_once('@')
+        && !user.contains(':')
+    {
+        database_url = format!("{scheme}://{user}:{db_password}@{host}");
+    }
+
+    let admin_email = unique_email("admin");
+    let admin_out = dir.path().join("create-admin.log");
+    let created = medilink(
+        dir.path(),
+        &[
+            ("MEDILINK_DATABASE_URL", &database_url),
+            ("MEDILINK_ADMIN_PASSWORD", &admin_password),
+        ],
+    )
+    .args(["create-admin", "--email", &admin_email])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    std::fs::write(
+        &admin_out,
+        [created.stdout.as_slice(), created.stderr.as_slice()].concat(),
+    )
+    .unwrap();
+
+    let stdout: PathBuf = dir.path().join("serve.out");
+    let stderr: PathBuf = dir.path().join("serve.err");
+    let mut server = medilink(
+        dir.path(),
+        &[
+            ("MEDILINK_BIND", "127.0.0.1:0"),
+            ("MEDILINK_DATABASE_URL", &database_url),
+            ("MEDILINK_JWT_SECRET", &jwt_secret),
+            ("MEDILINK_STRIPE_SECRET_KEY", &stripe_key),
+            ("MEDILINK_STRIPE_WEBHOOK_SECRET", &webhook_secret),
+            ("MEDILINK_STRIPE_API_BASE", &stripe_api),
+            ("MEDILINK_PUBLIC_ORIGINS", ORIGIN),
+            (
+                "MEDILINK_ICE_SERVERS",
+                "stun:stun.example.org:3478,turn:turn.example.org:3478",
+            ),
+            ("MEDILINK_TURN_SECRET", &turn_secret),
+        ],
+    )
+    .arg("serve")
+    .stdout(std::fs::File::create(&stdout).unwrap())
+    .stderr(std::fs::File::create(&stderr).unwrap())
+    .spawn()
+    .unwrap();
+    let started = wait_for(&stdout, "listening", 1).await;
+    let address = started
+        .iter()
+        .find(|l| message(l) == "listening")
+        .and_then(|l| l["fields"]["address"].as_str())
+        .expect("the listening line has the address");
+    let api = Api::new(address.parse().unwrap());
+
+    // Accounts: passwords in, tokens out, a failed login, a refresh.
+    let register_id = marker("req-register");
+    let register = |email: String, password: &str, role: &str| json!({ "input": { "email": email, "password": password, "name": "Log Test", "role": role } });
+    let patient = account(
+        &graphql_with_id(
+            &api,
+            &register_id,
+            REGISTER,
+            register(unique_email("patient"), &patient_password, "PATIENT"),
+            None,
+        )
+        .await["register"],
+    );
+    let failed = api.login(&patient.email, &wrong_password).await;
+    assert_eq!(error_code(&failed), Some("UNAUTHENTICATED"), "{failed}");
+    let login = api.login(&patient.email, &patient_password).await;
+    let logged_in = account(&login["data"]["login"]);
+    let refreshed = account(
+        &api.ok(REFRESH, json!({ "token": logged_in.refresh }), None)
+            .await["refreshToken"],
+    );
+    let me_id = marker("req-me");
+    let me = graphql_with_id(
+        &api,
+        &me_id,
+        "{ me { id } }",
+        json!({}),
+        Some(&refreshed.access),
+    )
+    .await;
+    assert_eq!(me["me"]["id"], patient.id.as_str());
+
+    // A doctor with a licence, approved by the admin; Stripe onboarding and its webhook.
+    let doctor = account(
+        &api.ok(
+            REGISTER,
+            register(unique_email("doctor"), &doctor_password, "DOCTOR"),
+            None,
+        )
+        .await["register"],
+    );
+    let submitted = api
+        .submit_profile(&doctor.access, profile_input("LOG-1"), pdf(&licence_marker))
+        .await;
+    let doctor_id = submitted["data"]["submitDoctorProfile"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{submitted}"))
+        .to_owned();
+    let admin_login = api.login(&admin_email, &admin_password).await;
+    let admin = account(&admin_login["data"]["login"]);
+    api.ok(
+        "mutation($id: ID!) { approveDoctor(id: $id) { verificationStatus } }",
+        json!({ "id": doctor_id }),
+        Some(&admin.access),
+    )
+    .await;
+    api.ok(
+        "mutation($i: PayoutOnboardingInput!) { createPayoutOnboardingLink(input: $i) }",
+        json!({ "i": { "returnUrl": format!("{ORIGIN}/done"), "refreshUrl": format!("{ORIGIN}/again") } }),
+        Some(&doctor.access),
+    )
+    .await;
+    let stripe_account = stripe.requests("/v1/account_links")[0]
+        .field("account")
+        .unwrap()
+        .to_owned();
+    let body = event(
+        &format!("evt_{}", Uuid::new_v4().simple()),
+        "account.updated",
+        json!({ "id": stripe_account, "object": "account", "charges_enabled": true, "payouts_enabled": true }),
+    )
+    .to_string();
+    let signature = stripe_webhook::Webhook::generate_test_header(&body, &webhook_secret, None);
+    let delivered = api
+        .client
+        .post(api.url("/webhooks/stripe"))
+        .header("stripe-signature", &signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status(), 200);
+
+    // TURN credentials minted from the secret.
+    let ice = api
+        .ok(
+            "{ iceServers { urls username credential } }",
+            json!({}),
+            Some(&refreshed.access),
+        )
+        .await;
+    let turn_credential = ice["iceServers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s["credential"].as_str())
+        .expect("a minted TURN credential")
+        .to_owned();
+
+    // A call over two sockets whose upgrade requests have known ids, and a chat message.
+    let doctor_ws_id = marker("ws-doctor");
+    let patient_ws_id = marker("ws-patient");
+    let mut doctor_ws = api.ws_raw_with_id(Some(&doctor_ws_id)).await;
+    doctor_ws.init(&doctor.access).await;
+    let mut patient_ws = api.ws_raw_with_id(Some(&patient_ws_id)).await;
+    patient_ws.init(&refreshed.access).await;
+    let online = doctor_ws
+        .execute(
+            "online",
+            "mutation { setDoctorStatus(status: ONLINE) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
+    doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    doctor_ws.sync().await;
+    patient_ws.sync().await;
+    let call = patient_ws
+        .execute(
+            "call",
+            "mutation($d: ID!) { startCall(input: { doctorId: $d }) { id } }",
+            json!({ "d": doctor_id }),
+        )
+        .await;
+    let call_id = call["data"]["startCall"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{call}"))
+        .to_owned();
+    assert_eq!(
+        doctor_ws.next_data("events").await["callEvents"]["kind"],
+        "INCOMING"
+    );
+    accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
+
+    let offer_sdp = format!("v=0\r\no=- {offer_marker} 2 IN IP4 127.0.0.1\r\ns=-\r\n");
+    signal(
+        &mut patient_ws,
+        "offer",
+        json!({ "callId": call_id, "kind": "OFFER", "sdp": offer_sdp }),
+    )
+    .await;
+    assert_eq!(
+        doctor_ws.next_data("signals").await["signals"]["sdp"],
+        offer_sdp.as_str()
+    );
+    let answer_sdp = format!("v=0\r\no=- {answer_marker} 2 IN IP4 127.0.0.1\r\ns=-\r\n");
+    signal(
+        &mut doctor_ws,
+        "answer",
+        json!({ "callId": call_id, "kind": "ANSWER", "sdp": answer_sdp }),
+    )
+    .await;
+    assert_eq!(
+        patient_ws.next_data("signals").await["signals"]["sdp"],
+        answer_sdp.as_str()
+    );
+    let candidate = |m: &str| json!({ "candidate": format!("candidate:{m} 1 udp 2122260223 192.0.2.1 54321 typ host"), "sdpMid": "0", "sdpMLineIndex": 0 });
+    signal(
+        &mut patient_ws,
+        "ice-p",
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate(&candidate_markers[0]) }),
+    )
+    .await;
+    doctor_ws.next_data("signals").await;
+    signal(
+        &mut doctor_ws,
+        "ice-d",
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate(&candidate_markers[1]) }),
+    )
+    .await;
+    patient_ws.next_data("signals").await;
+
+    let sent = patient_ws
+        .execute(
+            "chat",
+            "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }",
+            json!({ "input": { "channel": { "userId": doctor.id }, "body": chat_marker } }),
+        )
+        .await;
+    assert!(sent["data"]["sendMessage"]["id"].is_string(), "{sent}");
+    let ended = patient_ws
+        .execute(
+            "end",
+            "mutation($id: ID!) { endCall(callId: $id) { status } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    assert_eq!(ended["data"]["endCall"]["status"], "ENDED", "{ended}");
+    doctor_ws.close_cleanly(1000).await;
+    patient_ws.close_cleanly(1000).await;
+    wait_for(&stdout, "socket closed", 2).await;
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "the server stopped cleanly: {status:?}");
+
+    // Every line of the server is a JSON object; nothing went to standard error.
+    let lines = read_lines(&stdout);
+    let errors = read_lines(&stderr);
+    assert!(errors.is_empty(), "standard error: {}", errors.join("\n"));
+    let logs: Vec<Value> = lines
+        .iter()
+        .map(|line| {
+            let value: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert!(value.is_object(), "{line}");
+            value
+        })
+        .collect();
+    assert_eq!(logs.last().map(message), Some("stopped"));
+
+    // No secret, in any form, in any line of the server or of create-admin.
+    let mut secrets: Vec<(&str, String)> = vec![
+        ("JWT secret", jwt_secret),
+        ("Stripe secret key", stripe_key),
+        ("Stripe webhook secret", webhook_secret),
+        ("TURN secret", turn_secret),
+        ("TURN credential", turn_credential),
+        ("admin password", admin_password),
+        ("patient password", patient_password),
+        ("doctor password", doctor_password),
+        ("wrong password", wrong_password),
+        ("licence bytes", licence_marker),
+        ("offer SDP", offer_marker),
+        ("answer SDP", answer_marker),
+        ("chat body", chat_marker),
+        ("database password", db_password),
+    ];
+    for c in candidate_markers {
+        secrets.push(("ICE candidate", c));
+    }
+    for (label, user) in [
+        ("patient", &patient),
+        ("patient (login)", &logged_in),
+        ("patient (refreshed)", &refreshed),
+        ("doctor", &doctor),
+        ("admin", &admin),
+    ] {
+        for token in [&user.access, &user.refresh] {
+            secrets.push((label, token.clone()));
+            // A JWT's signature alone would do as well.
+            if let Some((_, signature)) = token.rsplit_once('.') {
+                secrets.push((label, signature.to_owned()));
+            }
+        }
+    }
+    let mut scanned = lines;
+    scanned.extend(read_lines(&admin_out));
+    for (label, secret) in &secrets {
+        for form in encodings(secret) {
+            if let Some(line) = scanned.iter().find(|l| l.contains(&form)) {
+                panic!("the {label} is in a log line (as {form}): {line}");
+            }
+        }
+    }
+
+    // Every crate really was at debug.
+    let targets: Vec<&str> = logs.iter().filter_map(|l| l["target"].as_str()).collect();
+    for target in [
+        "sqlx::query",
+        "tower_http::trace::on_response",
+        "medilink::calls::service",
+    ] {
+        assert!(targets.contains(&target), "no line from {target}");
+    }
+
+    // HTTP lines carry their request id, and the user once the request is signed in.
+    assert!(logs.iter().any(|l| in_span(l, &register_id, None)));
+    assert!(
+        logs.iter().any(|l| in_span(l, &me_id, Some(&patient.id))
+            && l["target"] == "tower_http::trace::on_response"),
+        "the response line of `me` has its request id and user"
+    );
+
+    // Socket lines carry the upgrade request's id and the user, also for GraphQL operations run
+    // over the socket (their database queries) and the calls and chat they cause.
+    let find = |text: &str, id: &str, user: &str| {
+        logs.iter()
+            .find(|l| message(l) == text && in_span(l, id, Some(user)))
+            .unwrap_or_else(|| panic!("no `{text}` line in connection {id} of {user}"))
+    };
+    let opened = find("socket opened", &doctor_ws_id, &doctor.id);
+    assert_eq!(opened["fields"]["role"], "DOCTOR");
+    find("socket opened", &patient_ws_id, &patient.id);
+    find("call started", &patient_ws_id, &patient.id);
+    find("call answered", &doctor_ws_id, &doctor.id);
+    let ended = find("call ended", &patient_ws_id, &patient.id);
+    assert_eq!(ended["fields"]["reason"], "HANGUP");
+    find("chat message sent", &patient_ws_id, &patient.id);
+    find("signal relayed", &doctor_ws_id, &doctor.id);
+    assert!(
+        logs.iter()
+            .any(|l| l["target"] == "sqlx::query" && in_span(l, &patient_ws_id, Some(&patient.id))),
+        "database queries of operations over the socket are in its span"
+    );
+    for (id, user) in [(&doctor_ws_id, &doctor.id), (&patient_ws_id, &patient.id)] {
+        let closed = find("socket closed", id, user);
+        assert_eq!(closed["fields"]["closed_by"], "client", "{closed}");
+        assert_eq!(closed["fields"]["code"], 1000, "{closed}");
+        assert!(closed["fields"]["duration_ms"].is_u64(), "{closed}");
+    }
+    let webhook = logs
+        .iter()
+        .find(|l| message(l) == "webhook handled")
+        .expect("a webhook handled line");
+    assert_eq!(webhook["fields"]["kind"], "account.updated");
+}
