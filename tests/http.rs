@@ -118,6 +118,58 @@ async fn bad_inputs_get_a_code_and_write_nothing() {
     assert_eq!(app.count_rows("users").await, 1);
 }
 
+/// PostgreSQL refuses NUL in any text, so the fuzzer's NULs came back INTERNAL from a login, a
+/// search filter and a chat message. Text holding one is refused up front, on every backend,
+/// wherever it sits in the request.
+#[tokio::test]
+async fn text_holding_nul_is_bad_input_wherever_it_is() {
+    let app = spawn_app().await;
+    let patient = app.register_patient().await;
+    let login = app.login("ann\u{0}@example.com", PASSWORD).await;
+    assert_eq!(
+        error_code(&login),
+        Some("BAD_USER_INPUT"),
+        "in a variable: {login}"
+    );
+    for query in [
+        r#"{ doctors(filter: { text: "heart\u0000" }) { totalCount } }"#,
+        r#"query($t: String = "x\u0000") { doctors(filter: { text: $t }) { totalCount } }"#,
+        r#"{ ...F } fragment F on Query { doctors(filter: { specialization: "\u0000" }) { totalCount } }"#,
+        r#"{ ... on Query { doctors(filter: { language: "\u0000" }) { totalCount } } }"#,
+        r#"mutation { updateDoctorProfile(input: { languages: ["en", "\u0000"] }) { id } }"#,
+    ] {
+        let body = app.graphql(query, json!({}), None).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{query}: {body}");
+        assert!(error_message(&body).contains("NUL"), "{body}");
+    }
+
+    // Over a socket it is refused before it runs, as the protocol's `error` message.
+    let mut socket = app.ws_client(&patient.access).await;
+    socket
+        .subscribe(
+            "chat",
+            "mutation($b: String!) { sendMessage(input: { channel: { lobby: true }, body: $b }) { id } }",
+            json!({ "b": "hello\u{0}" }),
+        )
+        .await;
+    let refused = socket.message_for("chat").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(app.count_rows("chat_messages").await, 0);
+
+    let fine = app
+        .ok(
+            r#"{ doctors(filter: { text: "heart" }) { totalCount } }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(fine["doctors"]["totalCount"], 0);
+}
+
 #[tokio::test]
 async fn malformed_documents_and_limits_are_refused_with_codes() {
     let app = spawn_app().await;

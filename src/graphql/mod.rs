@@ -4,6 +4,7 @@ pub mod connection;
 pub mod context;
 pub mod documents;
 pub mod loaders;
+mod nul;
 pub mod scalars;
 
 use std::sync::Arc;
@@ -87,6 +88,7 @@ fn builder(config: &Config) -> async_graphql::SchemaBuilder<Query, Mutation, Sub
     )
     .limit_depth(config.query_depth_limit)
     .limit_complexity(config.query_complexity_limit)
+    .extension(nul::RefuseNul::default())
 }
 
 /// Gives every error of `response` an `extensions.code` (and INTERNAL ones the request id).
