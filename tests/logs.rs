@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -114,6 +114,66 @@ fn encodings(secret: &str) -> Vec<String> {
     forms
 }
 
+/// The binary serving on a free port, its standard output and error going to files.
+struct Server {
+    child: Child,
+    api: Api,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Server {
+    async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let stdout = dir.join("serve.out");
+        let stderr = dir.join("serve.err");
+        let child = medilink(dir, env)
+            .env("MEDILINK_BIND", "127.0.0.1:0")
+            .arg("serve")
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let started = wait_for(&stdout, "listening", 1).await;
+        let address = started
+            .iter()
+            .find(|l| message(l) == "listening")
+            .and_then(|l| l["fields"]["address"].as_str())
+            .expect("the listening line has the address");
+        Server {
+            child,
+            api: Api::new(address.parse().unwrap()),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Stops the server with SIGTERM and returns its lines, raw and parsed, after checking that
+    /// every line is a JSON object, the last says it stopped, and standard error stayed empty.
+    fn stop(mut self) -> (Vec<String>, Vec<Value>) {
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(terminated.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the server stopped cleanly: {status:?}");
+        let lines = read_lines(&self.stdout);
+        let errors = read_lines(&self.stderr);
+        assert!(errors.is_empty(), "standard error: {}", errors.join("\n"));
+        let logs: Vec<Value> = lines
+            .iter()
+            .map(|line| {
+                let value: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                assert!(value.is_object(), "{line}");
+                value
+            })
+            .collect();
+        assert_eq!(logs.last().map(message), Some("stopped"));
+        (lines, logs)
+    }
+}
+
 /// A GraphQL request over HTTP with a request id chosen by the test.
 async fn graphql_with_id(
     api: &Api,
@@ -194,12 +254,9 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
     )
     .unwrap();
 
-    let stdout: PathBuf = dir.path().join("serve.out");
-    let stderr: PathBuf = dir.path().join("serve.err");
-    let mut server = medilink(
+    let server = Server::start(
         dir.path(),
         &[
-            ("MEDILINK_BIND", "127.0.0.1:0"),
             ("MEDILINK_DATABASE_URL", &database_url),
             ("MEDILINK_JWT_SECRET", &jwt_secret),
             ("MEDILINK_STRIPE_SECRET_KEY", &stripe_key),
@@ -213,18 +270,9 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
             ("MEDILINK_TURN_SECRET", &turn_secret),
         ],
     )
-    .arg("serve")
-    .stdout(std::fs::File::create(&stdout).unwrap())
-    .stderr(std::fs::File::create(&stderr).unwrap())
-    .spawn()
-    .unwrap();
-    let started = wait_for(&stdout, "listening", 1).await;
-    let address = started
-        .iter()
-        .find(|l| message(l) == "listening")
-        .and_then(|l| l["fields"]["address"].as_str())
-        .expect("the listening line has the address");
-    let api = Api::new(address.parse().unwrap());
+    .await;
+    let api = &server.api;
+    let stdout = server.stdout.clone();
 
     // Accounts: passwords in, tokens out, a failed login, a refresh.
     let register_id = marker("req-register");
@@ -420,28 +468,7 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
     patient_ws.close_cleanly(1000).await;
     wait_for(&stdout, "socket closed", 2).await;
 
-    let terminated = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
-    let status = server.wait().unwrap();
-    assert!(status.success(), "the server stopped cleanly: {status:?}");
-
-    // Every line of the server is a JSON object; nothing went to standard error.
-    let lines = read_lines(&stdout);
-    let errors = read_lines(&stderr);
-    assert!(errors.is_empty(), "standard error: {}", errors.join("\n"));
-    let logs: Vec<Value> = lines
-        .iter()
-        .map(|line| {
-            let value: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            assert!(value.is_object(), "{line}");
-            value
-        })
-        .collect();
-    assert_eq!(logs.last().map(message), Some("stopped"));
+    let (lines, logs) = server.stop();
 
     // No secret, in any form, in any line of the server or of create-admin.
     let mut secrets: Vec<(&str, String)> = vec![
@@ -538,4 +565,45 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
         .find(|l| message(l) == "webhook handled")
         .expect("a webhook handled line");
     assert_eq!(webhook["fields"]["kind"], "account.updated");
+}
+
+/// Request spans are on whatever the filter, so a warning says which request it came from
+/// even when nothing below WARN is logged.
+#[tokio::test]
+async fn warnings_name_their_request_whatever_the_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let jwt_secret = marker("jwt-secret");
+    let server = Server::start(
+        dir.path(),
+        &[
+            // The start-up line has the address; nothing else below WARN.
+            ("MEDILINK_LOG", "warn,medilink::app=info"),
+            ("MEDILINK_DATABASE_URL", &database_url),
+            ("MEDILINK_JWT_SECRET", &jwt_secret),
+            ("MEDILINK_STRIPE_SECRET_KEY", "sk_test_unused"),
+            ("MEDILINK_STRIPE_WEBHOOK_SECRET", "whsec_unused"),
+            ("MEDILINK_PUBLIC_ORIGINS", ORIGIN),
+        ],
+    )
+    .await;
+    let request_id = marker("req-webhook");
+    let refused = server
+        .api
+        .client
+        .post(server.api.url("/webhooks/stripe"))
+        .header("x-request-id", &request_id)
+        .header("stripe-signature", "t=1,v1=forged")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let (_, logs) = server.stop();
+    let warning = logs
+        .iter()
+        .find(|l| message(l) == "Stripe webhook refused")
+        .expect("the refusal is logged");
+    assert_eq!(warning["level"], "WARN");
+    assert!(in_span(warning, &request_id, None), "{warning}");
 }

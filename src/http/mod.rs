@@ -39,8 +39,9 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        // `user` is filled in once the request (or the WebSocket it opens) is signed in.
-        tracing::info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path(), user = tracing::field::Empty)
+        // `user` is filled in once the request (or the WebSocket it opens) is signed in. At
+        // ERROR level so that it is on whatever the filter: a warning still names its request.
+        tracing::error_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path(), user = tracing::field::Empty)
     });
     let mut router = Router::new();
     if let Some(folder) = &app.config.graphiql_assets {
