@@ -279,7 +279,7 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
     let register = |email: String, password: &str, role: &str| json!({ "input": { "email": email, "password": password, "name": "Log Test", "role": role } });
     let patient = account(
         &graphql_with_id(
-            &api,
+            api,
             &register_id,
             REGISTER,
             register(unique_email("patient"), &patient_password, "PATIENT"),
@@ -297,7 +297,7 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
     );
     let me_id = marker("req-me");
     let me = graphql_with_id(
-        &api,
+        api,
         &me_id,
         "{ me { id } }",
         json!({}),
