@@ -133,18 +133,21 @@ impl Server {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let started = wait_for(&stdout, "listening", 1).await;
+        // Built before waiting, so that its drop ends the child if the wait fails.
+        let mut server = Server {
+            child,
+            api: Api::new(([127, 0, 0, 1], 0).into()),
+            stdout,
+            stderr,
+        };
+        let started = wait_for(&server.stdout, "listening", 1).await;
         let address = started
             .iter()
             .find(|l| message(l) == "listening")
             .and_then(|l| l["fields"]["address"].as_str())
             .expect("the listening line has the address");
-        Server {
-            child,
-            api: Api::new(address.parse().unwrap()),
-            stdout,
-            stderr,
-        }
+        server.api = Api::new(address.parse().unwrap());
+        server
     }
 
     /// Stops the server with SIGTERM and returns its lines, raw and parsed, after checking that
@@ -171,6 +174,14 @@ impl Server {
             .collect();
         assert_eq!(logs.last().map(message), Some("stopped"));
         (lines, logs)
+    }
+}
+
+/// A test that fails half-way must not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
