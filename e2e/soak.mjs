@@ -40,10 +40,11 @@ function fail(where, error) {
 }
 
 /// Resolves with the first event of `query` that `accept` takes, within STEP_TIMEOUT_MS.
-function nextEvent(ws, query, variables, accept) {
+/// `what` names the awaited event in the error.
+function nextEvent(ws, query, variables, accept, what) {
   let dispose;
   const event = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no event from ${query.slice(0, 40)}`)), STEP_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(`no ${what} within ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
     dispose = ws.subscribe({ query, variables }, {
       next: (value) => {
         if (value.errors) {
@@ -74,7 +75,7 @@ async function signal(ws, callId, kind, extra) {
 
 /// Waits until `kind` arrives on the signals stream, and records its one-way latency.
 function expectSignal(ws, callId, kind) {
-  const { event } = nextEvent(ws, SIGNALS, { c: callId }, (d) => d.signals.kind === kind);
+  const { event } = nextEvent(ws, SIGNALS, { c: callId }, (d) => d.signals.kind === kind, kind);
   const received = event.then((d) => latencies.push(Date.now() - Date.parse(d.signals.at)));
   received.catch(() => {});
   return received;
@@ -84,8 +85,8 @@ async function oneCall(instanceA, pair) {
   const patientWs = client(instanceA.ws, pair.patient.token);
   let callId;
   try {
-    const incoming = nextEvent(pair.doctorWs, CALL_EVENTS, {}, (d) => d.callEvents.kind === 'INCOMING');
-    const patientEvents = nextEvent(patientWs, CALL_EVENTS, {}, (d) => d.callEvents.kind === 'ACCEPTED');
+    const incoming = nextEvent(pair.doctorWs, CALL_EVENTS, {}, (d) => d.callEvents.kind === 'INCOMING', 'INCOMING');
+    const patientEvents = nextEvent(patientWs, CALL_EVENTS, {}, (d) => d.callEvents.kind === 'ACCEPTED', 'ACCEPTED');
     await run(pair.doctorWs, '{ __typename }');
     await run(patientWs, '{ __typename }');
     const started = await run(patientWs, 'mutation($d: ID!) { startCall(input: { doctorId: $d }) { id } }', { d: pair.doctor.doctorId });
@@ -108,7 +109,7 @@ async function oneCall(instanceA, pair) {
     }
     await signal(patientWs, callId, 'MEDIA_STATE', { audioEnabled: true, videoEnabled: false });
     await run(patientWs, 'mutation($u: ID!) { sendMessage(input: { channel: { userId: $u }, body: "soak" }) { id } }', { u: pair.doctor.id });
-    const ended = nextEvent(pair.doctorWs, CALL_EVENTS, {}, (d) => d.callEvents.kind === 'ENDED');
+    const ended = nextEvent(pair.doctorWs, CALL_EVENTS, {}, (d) => d.callEvents.kind === 'ENDED', 'ENDED');
     await run(pair.doctorWs, '{ __typename }');
     await run(patientWs, 'mutation($c: ID!) { endCall(callId: $c) { status } }', { c: callId });
     await ended.event;
