@@ -92,6 +92,8 @@ pub struct Config {
     pub ws_max_connections_per_ip: u32,
     pub limit_signals_per_user: Rate,
     pub limit_chat_per_user: Rate,
+    /// How long a stopping instance waits for in-flight requests and WebSocket operations.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -142,6 +144,7 @@ impl Default for Config {
             // Enough for a burst of ICE candidates and renegotiations; far below a flood.
             limit_signals_per_user: Rate::new(200, 4),
             limit_chat_per_user: Rate::new(10, 5),
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -213,6 +216,7 @@ impl Config {
             ("MEDILINK_WS_PING_INTERVAL_SECS", self.ws_ping_interval_secs),
             ("MEDILINK_RING_TIMEOUT_SECS", self.ring_timeout_secs),
             ("MEDILINK_CALL_GRACE_SECS", self.call_grace_secs),
+            ("MEDILINK_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs),
             (
                 "MEDILINK_LOBBY_RETAINED_MESSAGES",
                 u64::from(self.lobby_retained_messages),

@@ -1,5 +1,6 @@
 //! A raw graphql-transport-ws client over tokio-tungstenite, to test the protocol itself.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -27,7 +28,27 @@ pub enum Received {
 impl TestApp {
     /// A socket with the protocol negotiated but no `connection_init` sent.
     pub async fn ws_raw(&self) -> WsClient {
-        let mut request = format!("ws://{}/graphql/ws", self.addr)
+        WsClient::connect(self.addr).await
+    }
+
+    /// A socket past `connection_init` and `connection_ack`.
+    pub async fn ws_client(&self, token: &str) -> WsClient {
+        WsClient::signed_in(self.addr, token).await
+    }
+}
+
+impl WsClient {
+    pub fn new(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
+            socket,
+            held: Vec::new(),
+        }
+    }
+
+    /// A socket to the server at `addr` with the protocol negotiated but no `connection_init`
+    /// sent.
+    pub async fn connect(addr: SocketAddr) -> WsClient {
+        let mut request = format!("ws://{addr}/graphql/ws")
             .into_client_request()
             .unwrap();
         request.headers_mut().insert(
@@ -44,20 +65,11 @@ impl TestApp {
         WsClient::new(socket)
     }
 
-    /// A socket past `connection_init` and `connection_ack`.
-    pub async fn ws_client(&self, token: &str) -> WsClient {
-        let mut ws = self.ws_raw().await;
+    /// A socket to the server at `addr` past `connection_init` and `connection_ack`.
+    pub async fn signed_in(addr: SocketAddr, token: &str) -> WsClient {
+        let mut ws = WsClient::connect(addr).await;
         ws.init(token).await;
         ws
-    }
-}
-
-impl WsClient {
-    pub fn new(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
-        Self {
-            socket,
-            held: Vec::new(),
-        }
     }
 
     /// Sends `connection_init` with `token` and waits for `connection_ack`.
