@@ -87,25 +87,6 @@ async fn call_on(app: &TestApp, account: &Account, call_id: &str) -> Value {
         .expect("the call is listed")
 }
 
-/// Reads from `stream` until `marker` has arrived; returns everything read.
-async fn read_until(stream: &mut TcpStream, marker: &str) -> String {
-    let mut read = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&read).contains(marker) {
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
-            .await
-            .expect("the server answers within 30 s")
-            .expect("read");
-        assert!(
-            n > 0,
-            "closed before {marker:?}: {}",
-            String::from_utf8_lossy(&read)
-        );
-        read.extend_from_slice(&chunk[..n]);
-    }
-    String::from_utf8(read).expect("UTF-8")
-}
-
 #[tokio::test]
 async fn in_flight_requests_finish_and_new_connections_are_refused() {
     let app = spawn_app().await;
@@ -119,20 +100,7 @@ async fn in_flight_requests_finish_and_new_connections_are_refused() {
         "variables": { "input": { "email": unique_email("late"), "password": PASSWORD, "name": "Late", "role": "PATIENT" } },
     })
     .to_string();
-    let mut request = TcpStream::connect(app.addr).await.expect("connects");
-    request
-        .write_all(
-            format!(
-                "POST /graphql HTTP/1.1\r\nHost: medilink\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await
-        .expect("headers sent");
-    let interim = read_until(&mut request, "\r\n\r\n").await;
-    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    let mut request = request_in_flight(app.addr, body.len()).await;
 
     app.begin_shutdown();
     // The listener closes at once: the next connection is refused.

@@ -313,6 +313,36 @@ where
     }
 }
 
+/// A `POST /graphql` of a `length`-byte body, sent without its body: once this returns, the
+/// server's interim `100 Continue` has shown that its handler runs and waits for the body.
+pub async fn request_in_flight(addr: SocketAddr, length: usize) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: medilink\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("headers sent");
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !read.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut chunk))
+            .await
+            .expect("the server answers within 30 s")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&chunk[..n]);
+    }
+    let interim = String::from_utf8_lossy(&read);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    stream
+}
+
 /// `extensions.code` of the first error, if any.
 pub fn error_code(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
