@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::ws::{WsClient, accept_call};
 use common::*;
 use serde_json::{Value, json};
