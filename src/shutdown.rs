@@ -25,10 +25,6 @@ impl Shutdown {
         (!self.going_away.is_cancelled()).then(|| self.sockets.token())
     }
 
-    pub fn is_going_away(&self) -> bool {
-        self.going_away.is_cancelled()
-    }
-
     /// Resolves once the instance has been told to stop.
     pub async fn going_away(&self) {
         self.going_away.cancelled().await;

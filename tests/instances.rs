@@ -440,6 +440,28 @@ async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_else
         gone.push(socket.closed().await);
     }
     assert_eq!(gone, [1001, 1001]);
+    // A took its sockets and itself out of Redis on the way: nothing waits for its heartbeat
+    // to expire.
+    let mut redis = redis::Client::open(test_redis_url())
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let prefix = &a.config.redis_prefix;
+    for user in [&doctor.id, &patient.id] {
+        let counted: usize = redis::cmd("HLEN")
+            .arg(format!("{prefix}:conns:{user}"))
+            .query_async(&mut redis)
+            .await
+            .expect("HLEN");
+        assert_eq!(counted, 0, "no socket of {user} is counted");
+    }
+    let instances: usize = redis::cmd("SCARD")
+        .arg(format!("{prefix}:instances"))
+        .query_async(&mut redis)
+        .await
+        .expect("SCARD");
+    assert_eq!(instances, 1, "only B is left");
     let mut doctor_ws = b.ws_client(&doctor.access).await;
     let mut patient_ws = b.ws_client(&patient.access).await;
     for socket in [&mut doctor_ws, &mut patient_ws] {
@@ -496,7 +518,7 @@ async fn a_call_whose_peers_do_not_come_back_after_a_restart_ends_as_dropped() {
     let (a, b) = spawn_instances(|config| {
         config.ring_timeout_secs = 600;
         config.call_grace_secs = 1;
-        config.instance_expiry_ms = 900;
+        config.instance_expiry_ms = 1500;
     })
     .await;
     let watcher = b.register_patient().await;

@@ -10,8 +10,7 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: it is not stopping, its database answers, and with Redis, the event
-/// bus is connected.
+/// The process can serve: its database answers, and with Redis, the event bus is connected.
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
     let database = state.app.db.backend();
     let database_ok = match state.app.db.ping().await {
@@ -22,11 +21,7 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>)
         }
     };
     let mut body = json!({ "database": database });
-    let stopping = state.app.shutdown.is_going_away();
-    if stopping {
-        body["stopping"] = json!(true);
-    }
-    let mut ready = database_ok && !stopping;
+    let mut ready = database_ok;
     if state.app.config.redis_url.is_some() {
         let bus_up = state.app.realtime.bus.is_up();
         body["redis"] = json!(if bus_up { "connected" } else { "disconnected" });
