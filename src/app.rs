@@ -1,7 +1,7 @@
 //! Building and running the server.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
@@ -18,6 +19,7 @@ use crate::db::Db;
 use crate::limits::Limits;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
+use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::{calls, graphql, http, payments};
 
@@ -82,15 +84,17 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| StartupError::Bind(config.bind, e))?;
+        let grace = Duration::from_secs(config.call_grace_secs);
         let realtime = match &config.redis_url {
             Some(url) => Realtime::redis(
                 url,
                 &config.redis_prefix,
                 Duration::from_millis(config.instance_expiry_ms),
+                grace,
             )
             .await
             .map_err(StartupError::Redis)?,
-            None => Realtime::in_process(),
+            None => Realtime::in_process(grace),
         };
         let clock = Clock::default();
         let state = AppState {
@@ -102,6 +106,7 @@ impl Application {
             clock,
             realtime,
             payments,
+            shutdown: Shutdown::default(),
         };
         Ok(Self { listener, state })
     }
@@ -120,16 +125,20 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves (see [`shutdown_signals`]), then finishes in-flight
-    /// requests and closes the pool.
+    /// Serves until `shutdown` resolves (see [`shutdown_signals`]). Then it stops accepting at
+    /// once, sends every WebSocket away (close 1001) once its running operations have answered,
+    /// and lets in-flight requests finish, for at most `shutdown_grace_secs`; then it ends its
+    /// timers, leaves its users' calls to the other instances or ends them when it is alone
+    /// (see `calls::service::instance_stopped`), and closes the pool.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let schema = graphql::build(self.state.clone());
-        let router = http::router(self.state.clone(), schema);
-        calls::service::watch_instances(&self.state);
-        tracing::info!(address = %self.local_addr(), database = self.state.db.backend(), "listening");
+        let state = self.state.clone();
+        let schema = graphql::build(state.clone());
+        let router = http::router(state.clone(), schema);
+        calls::service::instance_started(&state).await;
+        tracing::info!(address = %self.local_addr(), database = state.db.backend(), "listening");
         // Without TCP_NODELAY, a second small frame (a `complete` after a `next`) waits for
         // the peer's delayed ACK: 40 ms added to each operation on a socket.
         let listener = self.listener.tap_io(|tcp| {
@@ -137,22 +146,62 @@ impl Application {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
             }
         });
-        let sweep = self
-            .state
+        let sweep = state
             .payments
             .is_some()
-            .then(|| tokio::spawn(payments::service::sweep_forever(self.state.clone())));
+            .then(|| tokio::spawn(payments::service::sweep_forever(state.clone())));
+        let stopping = state.shutdown.clone();
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.begin();
+        })
+        .into_future();
+        tokio::pin!(served);
+        // axum returns only once told to stop (it drops the listener at that moment).
+        let early = tokio::select! {
+            served = &mut served => Some(served),
+            () = state.shutdown.going_away() => None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(state.config.shutdown_grace_secs);
+        let served = match early {
+            Some(served) => served,
+            None => {
+                let drained = tokio::time::timeout_at(deadline, async {
+                    let served = served.await;
+                    state.shutdown.sockets_closed().await;
+                    served
+                })
+                .await;
+                drained.unwrap_or_else(|_| {
+                    tracing::warn!(
+                        open_sockets = state.shutdown.open_sockets(),
+                        "shutdown deadline (MEDILINK_SHUTDOWN_GRACE_SECS) passed; stopping \
+                         with requests or sockets unfinished"
+                    );
+                    Ok(())
+                })
+            }
+        };
         if let Some(sweep) = sweep {
             sweep.abort();
         }
+        // Quick unless the database or Redis hangs: this gets what is left of the deadline,
+        // and at least a second.
+        let last = deadline.max(Instant::now() + Duration::from_secs(1));
+        let closed = tokio::time::timeout_at(last, async {
+            state.shutdown.stop_tasks().await;
+            calls::service::instance_stopped(&state).await;
+            state.db.close().await;
+        })
+        .await;
+        if closed.is_err() {
+            tracing::warn!("cannot hand over calls or close the pool in time; stopping anyway");
+        }
         served?;
-        self.state.db.close().await;
         tracing::info!("stopped");
         Ok(())
     }

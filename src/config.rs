@@ -96,6 +96,8 @@ pub struct Config {
     pub ws_max_connections_per_ip: u32,
     pub limit_signals_per_user: Rate,
     pub limit_chat_per_user: Rate,
+    /// How long a stopping instance waits for in-flight requests and WebSocket operations.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -147,6 +149,7 @@ impl Default for Config {
             // Enough for a burst of ICE candidates and renegotiations; far below a flood.
             limit_signals_per_user: Rate::new(200, 4),
             limit_chat_per_user: Rate::new(10, 5),
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -226,6 +229,7 @@ impl Config {
             ("MEDILINK_WS_PING_INTERVAL_SECS", self.ws_ping_interval_secs),
             ("MEDILINK_RING_TIMEOUT_SECS", self.ring_timeout_secs),
             ("MEDILINK_CALL_GRACE_SECS", self.call_grace_secs),
+            ("MEDILINK_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs),
             (
                 "MEDILINK_LOBBY_RETAINED_MESSAGES",
                 u64::from(self.lobby_retained_messages),
@@ -447,6 +451,7 @@ impl fmt::Debug for Config {
             ws_ping_interval_secs,
             ring_timeout_secs,
             call_grace_secs,
+            shutdown_grace_secs,
             lobby_retained_messages,
             public_origins,
             stripe_secret_key,
@@ -494,6 +499,7 @@ impl fmt::Debug for Config {
             .field("ws_ping_interval_secs", ws_ping_interval_secs)
             .field("ring_timeout_secs", ring_timeout_secs)
             .field("call_grace_secs", call_grace_secs)
+            .field("shutdown_grace_secs", shutdown_grace_secs)
             .field("lobby_retained_messages", lobby_retained_messages)
             .field("public_origins", public_origins)
             .field("stripe_secret_key", stripe_secret_key)

@@ -20,6 +20,7 @@ pub mod payments;
 pub mod realtime;
 pub mod reviews;
 pub mod scheduling;
+pub mod shutdown;
 pub mod state;
 pub mod users;
 

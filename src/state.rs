@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::limits::Limits;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
+use crate::shutdown::Shutdown;
 
 /// What every request handler and service can reach.
 #[derive(Clone)]
@@ -21,4 +22,6 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Stripe, when payments are configured.
     pub payments: Option<Arc<Gateway>>,
+    /// Stopping in order: sockets told to go, timers ended (see `crate::shutdown`).
+    pub shutdown: Shutdown,
 }

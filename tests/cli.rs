@@ -3,10 +3,12 @@
 mod common;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ws::WsClient;
 use common::*;
 use serde_json::json;
 
@@ -337,33 +339,61 @@ fn help_describes_every_command() {
     );
 }
 
-#[test]
-fn serve_stops_cleanly_on_sigterm() {
+#[tokio::test]
+async fn serve_stops_on_sigterm_sending_sockets_away_within_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let child = medilink(dir.path())
         .args(["serve", "--dev"])
-        .env("MEDILINK_BIND", format!("127.0.0.1:{port}"))
+        .env("MEDILINK_BIND", addr.to_string())
         .env("MEDILINK_LOG", "info")
+        .env("MEDILINK_SHUTDOWN_GRACE_SECS", "2")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let registered: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .json(&json!({ "query": REGISTER, "variables": { "input": {
+            "email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "PATIENT" } } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ann = account(&registered["data"]["register"]);
+    let mut socket = WsClient::signed_in(addr, &ann.access).await;
+    // A request whose body never comes: the server stops anyway when the deadline passes.
+    let _stuck = request_in_flight(addr, 100).await;
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
+    assert_eq!(socket.closed().await, 1001, "the socket is sent away");
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the server exits")
+    .unwrap()
+    .unwrap();
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -374,5 +404,6 @@ fn serve_stops_cleanly_on_sigterm() {
         log.contains("generated a JWT secret"),
         "--dev says so: {log}"
     );
+    assert!(log.contains("shutdown deadline"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 }

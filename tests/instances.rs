@@ -1,5 +1,6 @@
 //! Several instances on one database and one Redis: presence, calls, signals, chat and kicks
-//! cross from one instance to the other, and an instance that vanishes leaves no ghosts.
+//! cross from one instance to the other, an instance that vanishes leaves no ghosts, and a
+//! call goes on when its instance restarts and its two peers reconnect to another.
 
 mod common;
 
@@ -307,10 +308,12 @@ async fn blocking_closes_the_users_sockets_on_every_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Redis"]
 async fn a_vanished_instance_leaves_no_online_doctor_and_no_ringing_call() {
+    // The users of a vanished instance get the call grace period to reconnect elsewhere, as
+    // those of a stopped one do; a short one keeps the test short.
     let (a, _) = spawn_instances(|config| {
         config.instance_expiry_ms = 1500;
         config.ring_timeout_secs = 600;
-        config.call_grace_secs = 600;
+        config.call_grace_secs = 1;
     })
     .await;
     // Instance C runs on a runtime of its own, so that it can vanish without cleaning up.
@@ -362,4 +365,197 @@ async fn a_vanished_instance_leaves_no_online_doctor_and_no_ringing_call() {
     assert_eq!(status_on(&a, &doctor_id).await, "OFFLINE");
     let online = a.ok("{ onlineDoctors { id } }", json!({}), None).await;
     assert_eq!(online["onlineDoctors"], json!([]));
+}
+
+const MY_CALLS: &str = "{ myCalls { edges { node { id status endReason } } } }";
+
+/// An ACTIVE call between a new patient and an ONLINE doctor, both with sockets on `on`
+/// subscribed to "events": (doctor, doctor id, doctor socket, patient, patient socket, call id).
+async fn active_call(
+    app: &TestApp,
+    on: &TestApp,
+    licence: &str,
+) -> (Account, String, WsClient, Account, WsClient, String) {
+    let (doctor, doctor_id, mut doctor_ws) = online_doctor(app, on, licence).await;
+    let patient = app.register_patient().await;
+    let mut patient_ws = on.ws_client(&patient.access).await;
+    doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
+    doctor_ws.sync().await;
+    patient_ws.sync().await;
+    let call = patient_ws
+        .execute("call", START_CALL, json!({ "doctor": doctor_id }))
+        .await;
+    let call_id = call["data"]["startCall"]["id"]
+        .as_str()
+        .expect("call started")
+        .to_owned();
+    assert_eq!(
+        doctor_ws.next_data("events").await["callEvents"]["kind"],
+        "INCOMING"
+    );
+    accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
+    (doctor, doctor_id, doctor_ws, patient, patient_ws, call_id)
+}
+
+/// The call as `app` reports it to `account`.
+async fn call_on(app: &TestApp, account: &Account, call_id: &str) -> Value {
+    let calls = app.ok(MY_CALLS, json!({}), Some(&account.access)).await;
+    calls["myCalls"]["edges"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .map(|edge| edge["node"].clone())
+        .find(|call| call["id"] == call_id)
+        .expect("the call is listed")
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_elsewhere() {
+    let (a, b) = spawn_instances(|config| {
+        config.ring_timeout_secs = 600;
+        config.call_grace_secs = 600;
+    })
+    .await;
+    let (doctor, doctor_id, mut doctor_ws, patient, mut patient_ws, call_id) =
+        active_call(&a, &a, "RESTART-1").await;
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
+    signal(
+        &mut patient_ws,
+        "offer",
+        json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
+    )
+    .await;
+    assert_eq!(
+        doctor_ws.next_data("signals").await["signals"]["sdp"],
+        "v=0 offer"
+    );
+
+    // A is told to stop (SIGTERM in production): both sockets are sent away with 1001, on
+    // which the graphql-ws client reconnects, through the load balancer, to B.
+    a.shutdown().await;
+    let mut gone = Vec::new();
+    for socket in [&mut doctor_ws, &mut patient_ws] {
+        gone.push(socket.closed().await);
+    }
+    assert_eq!(gone, [1001, 1001]);
+    // A took its sockets and itself out of Redis on the way: nothing waits for its heartbeat
+    // to expire.
+    let mut redis = redis::Client::open(test_redis_url())
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let prefix = &a.config.redis_prefix;
+    for user in [&doctor.id, &patient.id] {
+        let counted: usize = redis::cmd("HLEN")
+            .arg(format!("{prefix}:conns:{user}"))
+            .query_async(&mut redis)
+            .await
+            .expect("HLEN");
+        assert_eq!(counted, 0, "no socket of {user} is counted");
+    }
+    let instances: usize = redis::cmd("SCARD")
+        .arg(format!("{prefix}:instances"))
+        .query_async(&mut redis)
+        .await
+        .expect("SCARD");
+    assert_eq!(instances, 1, "only B is left");
+    let mut doctor_ws = b.ws_client(&doctor.access).await;
+    let mut patient_ws = b.ws_client(&patient.access).await;
+    for socket in [&mut doctor_ws, &mut patient_ws] {
+        socket.subscribe("events", CALL_EVENTS, json!({})).await;
+    }
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
+
+    // The call never stopped: ACTIVE, the doctor BUSY, and the browsers renegotiate on B.
+    assert_eq!(call_on(&b, &patient, &call_id).await["status"], "ACTIVE");
+    assert_eq!(status_on(&b, &doctor_id).await, "BUSY");
+    signal(
+        &mut patient_ws,
+        "renegotiate",
+        json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": "v=0 restart offer" }),
+    )
+    .await;
+    let offer = doctor_ws.next_data("signals").await["signals"].clone();
+    assert_eq!(
+        (offer["kind"].as_str(), offer["sdp"].as_str()),
+        (Some("RENEGOTIATE"), Some("v=0 restart offer"))
+    );
+    signal(
+        &mut doctor_ws,
+        "answer",
+        json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 restart answer" }),
+    )
+    .await;
+    assert_eq!(
+        patient_ws.next_data("signals").await["signals"]["sdp"],
+        "v=0 restart answer"
+    );
+
+    let ended = doctor_ws
+        .execute(
+            "end",
+            "mutation($id: ID!) { endCall(callId: $id) { endReason } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    assert_eq!(ended["data"]["endCall"]["endReason"], "HANGUP", "{ended}");
+    for socket in [&mut doctor_ws, &mut patient_ws] {
+        assert_eq!(
+            socket.next_data("events").await["callEvents"]["kind"],
+            "ENDED"
+        );
+    }
+    // Back within the grace, the doctor is ONLINE again, as they chose before the restart.
+    assert_eq!(status_on(&b, &doctor_id).await, "ONLINE");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_call_whose_peers_do_not_come_back_after_a_restart_ends_as_dropped() {
+    let (a, b) = spawn_instances(|config| {
+        config.ring_timeout_secs = 600;
+        config.call_grace_secs = 1;
+        config.instance_expiry_ms = 1500;
+    })
+    .await;
+    let watcher = b.register_patient().await;
+    let mut watching = b.ws_client(&watcher.access).await;
+    watching
+        .subscribe("status", STATUS_CHANGES, json!({}))
+        .await;
+    watching.sync().await;
+    let (doctor, doctor_id, mut doctor_ws, patient, mut patient_ws, call_id) =
+        active_call(&a, &a, "RESTART-2").await;
+    for expected in ["ONLINE", "BUSY"] {
+        assert_eq!(
+            watching.next_data("status").await["doctorStatusChanged"]["status"],
+            expected
+        );
+    }
+
+    a.shutdown().await;
+    assert_eq!(doctor_ws.closed().await, 1001);
+    assert_eq!(patient_ws.closed().await, 1001);
+    // B hears that the doctor left: nobody sees them BUSY.
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"],
+        json!({ "doctor": { "id": doctor_id }, "status": "OFFLINE" })
+    );
+    // Nobody reconnects: B ends the call when the grace is over.
+    let ended = eventually("the call ends", || async {
+        let call = call_on(&b, &patient, &call_id).await;
+        (call["status"] == "ENDED").then_some(call)
+    })
+    .await;
+    assert_eq!(ended["endReason"], "DROPPED");
+    assert_eq!(status_on(&b, &doctor_id).await, "OFFLINE");
+    let online = b.ok("{ onlineDoctors { id } }", json!({}), None).await;
+    assert_eq!(online["onlineDoctors"], json!([]));
+
+    // Back after the grace, the doctor is neither BUSY nor ONLINE: they choose again.
+    let _doctor_ws = b.ws_client(&doctor.access).await;
+    assert_eq!(status_on(&b, &doctor_id).await, "OFFLINE");
 }

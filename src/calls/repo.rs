@@ -77,6 +77,12 @@ pub async fn live_for(db: &Db, user_id: Uuid) -> sqlx::Result<Vec<Call>> {
     with_db!(db, pool => sqlx::query_as::<_, Call>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(pool).await)
 }
 
+/// Every live call.
+pub async fn live(db: &Db) -> sqlx::Result<Vec<Call>> {
+    let sql = format!("SELECT {COLUMNS} FROM calls WHERE status <> 'ENDED'");
+    with_db!(db, pool => sqlx::query_as::<_, Call>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)
+}
+
 /// Calls still ringing that started before `cutoff`.
 pub async fn ringing_since(db: &Db, cutoff: DateTime<Utc>) -> sqlx::Result<Vec<Uuid>> {
     const SQL: &str = "SELECT id FROM calls WHERE status = 'RINGING' AND created_at < $1";

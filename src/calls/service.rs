@@ -6,7 +6,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -146,13 +145,14 @@ pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) ->
     remember(state, &call);
     set_busy(state, &call, true).await;
     publish(state, call.callee_id, CallEventKind::Incoming, &call);
-    let (state, id) = (state.clone(), call.id);
     let ring = Duration::from_secs(state.config.ring_timeout_secs);
+    let (timer, id) = (state.clone(), call.id);
+    // If this instance stops first, it or another instance ends the ring at its stop or later.
     // In the caller's span: a missed call's lines say whose request rang.
-    tokio::spawn(
+    state.shutdown.after(
+        ring,
         async move {
-            tokio::time::sleep(ring).await;
-            if let Err(e) = finish(&state, id, &[CallStatus::Ringing], CallEndReason::Missed).await
+            if let Err(e) = finish(&timer, id, &[CallStatus::Ringing], CallEndReason::Missed).await
             {
                 tracing::warn!(call = %id, error = ?e.message(), "ring timeout failed");
             }
@@ -294,28 +294,37 @@ async fn set_busy(state: &AppState, call: &Call, busy: bool) {
     }
 }
 
-/// A participant's last connection closed: after a grace period for reconnecting, their live
-/// calls end as DROPPED.
-pub fn connection_lost(state: &AppState, user_id: Uuid) {
-    let state = state.clone();
+/// A user's last connection closed: presence recorded when their grace period ends. Unless
+/// this instance stops first (another one then does it), this ends their live calls at that
+/// moment if they are not back.
+pub fn connection_lost(state: &AppState) {
+    let grace = Duration::from_secs(state.config.call_grace_secs);
+    let timer = state.clone();
     // In the lost connection's span, whose lines it ends.
-    let grace = async move {
-        tokio::time::sleep(Duration::from_secs(state.config.call_grace_secs)).await;
-        match state.realtime.presence.is_connected(user_id).await {
-            Ok(false) => {}
-            Ok(true) => return,
-            Err(e) => {
-                tracing::warn!(user = %user_id, error = %e.0, "cannot tell whether a user came back");
-                return;
-            }
-        }
-        end_calls_of(&state, user_id, CallEndReason::Dropped).await;
-    };
-    tokio::spawn(grace.in_current_span());
+    state.shutdown.after(
+        grace,
+        async move { end_abandoned_calls(&timer).await }.in_current_span(),
+    );
 }
 
-/// Ends the user's live calls: ringing ones with `ringing`, active ones as DROPPED.
-async fn end_calls_of(state: &AppState, user_id: Uuid, ringing: CallEndReason) {
+/// Ends the live calls of the users whose grace period is over and who are not back, wherever
+/// they lost their connection.
+async fn end_abandoned_calls(state: &AppState) {
+    let users = match state.realtime.presence.take_overdue().await {
+        Ok(users) => users,
+        Err(e) => {
+            tracing::warn!(error = %e.0, "cannot tell which lost connections are overdue");
+            return;
+        }
+    };
+    for user_id in users {
+        end_calls_of(state, user_id).await;
+    }
+}
+
+/// Ends the user's live calls: a ringing one as MISSED (it was never answered), an active one
+/// as DROPPED.
+async fn end_calls_of(state: &AppState, user_id: Uuid) {
     let calls = match repo::live_for(&state.db, user_id).await {
         Ok(calls) => calls,
         Err(e) => {
@@ -323,9 +332,13 @@ async fn end_calls_of(state: &AppState, user_id: Uuid, ringing: CallEndReason) {
             return;
         }
     };
+    end_calls(state, calls).await;
+}
+
+async fn end_calls(state: &AppState, calls: Vec<Call>) {
     for call in calls {
         let (from, reason) = match call.status {
-            CallStatus::Ringing => (CallStatus::Ringing, ringing),
+            CallStatus::Ringing => (CallStatus::Ringing, CallEndReason::Missed),
             _ => (CallStatus::Active, CallEndReason::Dropped),
         };
         if let Err(e) = finish(state, call.id, &[from], reason).await {
@@ -334,42 +347,75 @@ async fn end_calls_of(state: &AppState, user_id: Uuid, ringing: CallEndReason) {
     }
 }
 
-/// With several instances: ends the calls of users whose instance vanished (a ringing one as
-/// MISSED, an active one as DROPPED), and rings that outlived the instance that timed them.
-pub fn watch_instances(state: &AppState) {
-    let (vanished, mut found) = mpsc::channel(4);
-    let presence = state.realtime.presence.clone();
-    tokio::spawn(async move { presence.keep_alive(vanished).await });
-    let state = state.clone();
-    tokio::spawn(async move {
-        while let Some(users) = found.recv().await {
-            for user_id in users {
-                end_calls_of(&state, user_id, CallEndReason::Missed).await;
+/// Called before the instance serves. With several instances: keeps this instance's heartbeat,
+/// and ends the calls of users whose grace ran out (wherever they were: their instance may be
+/// gone) and rings that outlived the instance that timed them. Alone (without Redis), the
+/// instance ends the calls a crashed predecessor left live, which would otherwise keep their
+/// doctor and patient from calling again.
+pub async fn instance_started(state: &AppState) {
+    let Some(every) = state.realtime.presence.heartbeat_every() else {
+        end_all_live_calls(state).await;
+        return;
+    };
+    let watcher = state.clone();
+    state.shutdown.every(every, move || {
+        let state = watcher.clone();
+        async move {
+            if let Err(e) = state.realtime.presence.heartbeat().await {
+                tracing::warn!(error = %e.0, "cannot refresh this instance's heartbeat");
             }
-            let ring = chrono::Duration::seconds(
-                i64::try_from(state.config.ring_timeout_secs).unwrap_or(i64::MAX),
-            );
-            let stale = match repo::ringing_since(&state.db, state.clock.now() - ring).await {
-                Ok(stale) => stale,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot look up overdue rings");
-                    continue;
-                }
-            };
-            for call_id in stale {
-                if let Err(e) = finish(
-                    &state,
-                    call_id,
-                    &[CallStatus::Ringing],
-                    CallEndReason::Missed,
-                )
-                .await
-                {
-                    tracing::warn!(call = %call_id, error = ?e.message(), "ring timeout failed");
-                }
-            }
+            end_abandoned_calls(&state).await;
+            end_overdue_rings(&state).await;
         }
     });
+}
+
+async fn end_overdue_rings(state: &AppState) {
+    let ring = chrono::Duration::seconds(
+        i64::try_from(state.config.ring_timeout_secs).unwrap_or(i64::MAX),
+    );
+    let stale = match repo::ringing_since(&state.db, state.clock.now() - ring).await {
+        Ok(stale) => stale,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look up overdue rings");
+            return;
+        }
+    };
+    for call_id in stale {
+        if let Err(e) = finish(
+            state,
+            call_id,
+            &[CallStatus::Ringing],
+            CallEndReason::Missed,
+        )
+        .await
+        {
+            tracing::warn!(call = %call_id, error = ?e.message(), "ring timeout failed");
+        }
+    }
+}
+
+/// Called when the instance has closed its sockets and ended its timers. With several
+/// instances, it leaves presence and the grace periods of its users to the others (their
+/// calls go on if they reconnect there in time). Alone, nobody can come back to it: it ends
+/// its live calls, a ringing one as MISSED and an active one as DROPPED.
+pub async fn instance_stopped(state: &AppState) {
+    if state.realtime.presence.is_shared() {
+        if let Err(e) = state.realtime.presence.leave().await {
+            tracing::warn!(error = %e.0, "cannot take this instance out of presence; it will expire");
+        }
+    } else {
+        end_all_live_calls(state).await;
+    }
+    // Status changes published on the way out reach the other instances before the exit.
+    state.realtime.bus.flush().await;
+}
+
+async fn end_all_live_calls(state: &AppState) {
+    match repo::live(&state.db).await {
+        Ok(calls) => end_calls(state, calls).await,
+        Err(e) => tracing::warn!(error = %e, "cannot look up live calls"),
+    }
 }
 
 /// The call, if the viewer takes part in it; FORBIDDEN otherwise.

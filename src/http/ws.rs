@@ -1,10 +1,13 @@
 //! `/graphql/ws`: the graphql-transport-ws protocol, written out so that every close code is
-//! the protocol's, the server pings, and a revoked user's sockets can be closed from outside.
+//! the protocol's, the server pings, a revoked user's sockets can be closed from outside, and a
+//! stopping instance sends its sockets away once their queries and mutations have answered.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::Response;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Request, Response};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -31,6 +34,8 @@ use crate::users;
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Frames queued for a peer that does not read before the socket is dropped.
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// The reason of the 1001 close a stopping instance sends; clients reconnect after it.
+const RESTARTING: &str = "Server restarting";
 
 /// What a client refused for having too many sockets open is told to wait: no telling when one
 /// of them closes, and a few seconds keep its retries cheap.
@@ -44,6 +49,11 @@ pub async fn upgrade(
     State(state): State<HttpState>,
     headers: HeaderMap,
 ) -> HttpResponse {
+    // A stopping instance takes no new socket: the client retries, and the load balancer sends
+    // it to another instance.
+    let Some(open) = state.app.shutdown.socket() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "restarting").into_response();
+    };
     let limits = &state.app.limits;
     let Some(permit) = limits.ws_connections_per_ip.acquire(client.limit_key()) else {
         return too_many_connections(CONNECTION_CAP_RETRY);
@@ -64,7 +74,13 @@ pub async fn upgrade(
         // Every send flushes at once: no write buffer is kept between frames.
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| serve(socket, state, client, permit, request_id).instrument(span))
+        .on_upgrade(move |socket| {
+            async move {
+                serve(socket, state, client, permit, request_id).await;
+                drop(open);
+            }
+            .instrument(span)
+        })
 }
 
 fn too_many_connections(wait: Duration) -> HttpResponse {
@@ -231,7 +247,7 @@ async fn connection(
     };
     drop(holds);
     match presence.disconnect(user.id, id).await {
-        Ok(true) => calls::service::connection_lost(&state.app, user.id),
+        Ok(true) => calls::service::connection_lost(&state.app),
         Ok(false) => {}
         Err(error) => {
             tracing::warn!(error = %error.0, "cannot record a closed connection in presence")
@@ -248,8 +264,13 @@ async fn handshake(
 ) -> Result<AuthUser, Ended> {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
+    let going_away = state.app.shutdown.going_away();
+    tokio::pin!(going_away);
     loop {
         tokio::select! {
+            () = &mut going_away => {
+                return Err(close_with(socket, close::GOING_AWAY, RESTARTING).await);
+            }
             () = &mut deadline => {
                 return Err(close_with(socket, close::INIT_TIMEOUT, "Connection initialisation timeout").await);
             }
@@ -295,10 +316,19 @@ async fn run(
 ) -> Ended {
     let session = Arc::new(Session::authenticated(user));
     let mut operations: StreamMap<String, BoxStream<'static, Outgoing>> = StreamMap::new();
+    // Which operations are subscriptions: when the instance stops, those end without
+    // `complete`, so that the client starts them again on its next socket.
+    let mut subscriptions = HashSet::new();
+    let going_away = state.app.shutdown.going_away();
+    tokio::pin!(going_away);
+    let mut leaving = false;
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
     loop {
+        if leaving && operations.is_empty() {
+            return close_with(socket, close::GOING_AWAY, RESTARTING).await;
+        }
         // Biased: operations are driven until they are all pending before the next client
         // message is read, so a subscription is listening before anything sent after it runs.
         tokio::select! {
@@ -306,18 +336,29 @@ async fn run(
             _ = &mut *kicked => {
                 return close_with(socket, close::FORBIDDEN, "Forbidden").await;
             }
+            () = &mut going_away, if !leaving => {
+                leaving = true;
+                for id in subscriptions.drain() {
+                    operations.remove(&id);
+                }
+            }
             Some((id, outgoing)) = operations.next(), if !operations.is_empty() => {
                 let sent = match outgoing {
                     Outgoing::Response(mut response) => {
                         complete_errors(&mut response, request_id);
                         if is_request_error(&response) {
                             operations.remove(&id);
+                            subscriptions.remove(&id);
                             send(socket, &ServerMessage::Error { id: &id, payload: &response.errors }).await
                         } else {
                             send(socket, &ServerMessage::Next { id: &id, payload: &response }).await
                         }
                     }
-                    Outgoing::Done => send(socket, &ServerMessage::Complete { id: &id }).await,
+                    Outgoing::Done => {
+                        operations.remove(&id);
+                        subscriptions.remove(&id);
+                        send(socket, &ServerMessage::Complete { id: &id }).await
+                    }
                 };
                 if !sent {
                     return Ended::Dropped;
@@ -349,12 +390,18 @@ async fn run(
                         }
                     }
                     Incoming::Message(ClientMessage::Pong { .. }) => {}
+                    // Going away, nothing new starts: the client sends it again on its next
+                    // socket.
+                    Incoming::Message(ClientMessage::Subscribe { .. }) if leaving => {}
                     Incoming::Message(ClientMessage::Subscribe { id, payload }) => {
                         if operations.contains_key(&id) {
                             return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                         }
                         let mut request = with_request_data(*payload, &state.app, session.clone()).data(client);
                         state.documents.prepare(&mut request);
+                        if is_subscription(&mut request) {
+                            subscriptions.insert(id.clone());
+                        }
                         let responses = state
                             .schema
                             .execute_stream(request)
@@ -364,11 +411,25 @@ async fn run(
                     }
                     Incoming::Message(ClientMessage::Complete { id }) => {
                         operations.remove(&id);
+                        subscriptions.remove(&id);
                     }
                 }
             }
         }
     }
+}
+
+/// Whether the operation the request runs is a subscription (false if it does not parse: it
+/// fails at once).
+fn is_subscription(request: &mut Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return false;
+    };
+    document.operations.iter().any(|(operation, definition)| {
+        definition.node.ty == OperationType::Subscription
+            && (name.is_none() || operation.map(|n| n.as_str()) == name.as_deref())
+    })
 }
 
 /// A failure before execution (parse, validation, or a subscription refused at its start)

@@ -92,6 +92,10 @@ pub trait EventBus: Send + Sync {
 
     /// Whether events reach other instances now (always, in process).
     fn is_up(&self) -> bool;
+
+    /// Resolves once the events published so far have left this instance (at once, in
+    /// process): a stopping instance waits for it before it exits.
+    fn flush(&self) -> BoxFuture<'static, ()>;
 }
 
 /// Events a subscriber may fall behind by before it misses the oldest.
@@ -136,5 +140,9 @@ impl EventBus for InProcessBus {
 
     fn is_up(&self) -> bool {
         true
+    }
+
+    fn flush(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
     }
 }

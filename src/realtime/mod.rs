@@ -30,18 +30,25 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    pub fn in_process() -> Self {
+    /// A user whose last connection went has `grace` to come back.
+    pub fn in_process(grace: Duration) -> Self {
         let bus: Arc<dyn EventBus> = Arc::new(bus::InProcessBus::default());
         Self {
-            presence: Arc::new(Presence::new(bus.clone())),
+            presence: Arc::new(Presence::new(bus.clone(), grace)),
             bus,
             live_calls: Arc::default(),
         }
     }
 
     /// The bus and presence over Redis at `url`, under the key and channel `prefix`; an
-    /// instance whose heartbeat is older than `expiry` counts as gone.
-    pub async fn redis(url: &str, prefix: &str, expiry: Duration) -> redis::RedisResult<Self> {
+    /// instance whose heartbeat is older than `expiry` counts as gone, and a user whose last
+    /// connection went has `grace` to come back.
+    pub async fn redis(
+        url: &str,
+        prefix: &str,
+        expiry: Duration,
+        grace: Duration,
+    ) -> redis::RedisResult<Self> {
         let live_calls: Arc<Mutex<HashMap<Uuid, Call>>> = Arc::default();
         let cache = live_calls.clone();
         // Another instance may answer or end a call this one has cached: its call events
@@ -58,7 +65,7 @@ impl Realtime {
         });
         let (bus, connection) = RedisBus::connect(url, prefix, observer).await?;
         let bus: Arc<dyn EventBus> = Arc::new(bus);
-        let shared = SharedPresence::new(connection, prefix, expiry);
+        let shared = SharedPresence::new(connection, prefix, expiry, grace);
         Ok(Self {
             presence: Arc::new(Presence::shared(bus.clone(), shared)),
             bus,

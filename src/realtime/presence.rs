@@ -5,14 +5,19 @@
 //! OFFLINE otherwise. Every change of a doctor's status is published on the bus. With several
 //! instances, the counts and doctor state live in Redis (`super::shared_presence`); the kick
 //! handles of this instance's sockets always stay here.
+//!
+//! A user whose last connection goes has the call grace period to come back: presence records
+//! when it ends, their calls end when it is over (see `take_overdue`), and a doctor back in time
+//! is ONLINE again if they were.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::bus::{Event, EventBus, Topic};
@@ -49,6 +54,8 @@ struct State {
     doctor_of: HashMap<Uuid, Uuid>,
     wants_online: HashSet<Uuid>,
     busy: HashSet<Uuid>,
+    /// Users whose last connection went, by the end of their grace period.
+    lost: HashMap<Uuid, Instant>,
 }
 
 impl State {
@@ -73,7 +80,10 @@ impl State {
 
 /// Where the shared part of presence lives: in this process, or in Redis for all instances.
 enum Store {
-    Local,
+    /// With the time a user whose last connection went has to come back.
+    Local {
+        grace: Duration,
+    },
     Shared(Box<SharedPresence>),
 }
 
@@ -85,11 +95,11 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub fn new(bus: Arc<dyn EventBus>) -> Self {
+    pub fn new(bus: Arc<dyn EventBus>, grace: Duration) -> Self {
         Self {
             bus,
             state: Mutex::default(),
-            store: Store::Local,
+            store: Store::Local { grace },
         }
     }
 
@@ -145,27 +155,55 @@ impl Presence {
         );
     }
 
+    /// Records an open connection; a doctor coming back in a call is BUSY again, and ONLINE
+    /// again if they were and come back within the grace.
     pub async fn connect(&self, user_id: Uuid) -> Result<Connection, StoreError> {
         let (kick, kicked) = oneshot::channel();
-        let id = {
-            let mut state = self.state();
-            state.next_id += 1;
-            let id = state.next_id;
-            state
-                .connections
-                .entry(user_id)
-                .or_default()
-                .insert(id, kick);
-            id
-        };
-        let connection = Connection { id, kicked };
-        if let Store::Shared(shared) = &self.store
-            && let Err(error) = shared.connect(user_id).await
-        {
-            self.forget(user_id, id);
-            return Err(StoreError(error));
+        let id = self.connect_local(user_id, kick);
+        if let Store::Shared(shared) = &self.store {
+            match shared.connect(user_id).await {
+                Ok(Some((doctor_id, change))) => self.publish_change(doctor_id, change),
+                Ok(None) => {}
+                Err(error) => {
+                    self.forget(user_id, id);
+                    return Err(StoreError(error));
+                }
+            }
         }
-        Ok(connection)
+        Ok(Connection { id, kicked })
+    }
+
+    /// Adds the connection to this instance's table; with local presence, also does what
+    /// coming back does to a doctor's status.
+    fn connect_local(&self, user_id: Uuid, kick: oneshot::Sender<()>) -> u64 {
+        let mut state = self.state();
+        state.next_id += 1;
+        let id = state.next_id;
+        let doctor = match self.store {
+            Store::Local { .. } => state.doctor_of.get(&user_id).copied(),
+            Store::Shared(_) => None,
+        };
+        let before = doctor.map(|d| state.status(d, user_id));
+        if !state.connected(user_id) {
+            let back_in_time = state
+                .lost
+                .remove(&user_id)
+                .is_some_and(|due| Instant::now() < due);
+            if let Some(doctor_id) = doctor.filter(|_| !back_in_time) {
+                state.wants_online.remove(&doctor_id);
+            }
+        }
+        state
+            .connections
+            .entry(user_id)
+            .or_default()
+            .insert(id, kick);
+        let after = doctor.map(|d| state.status(d, user_id));
+        drop(state);
+        if let (Some(doctor_id), Some(before), Some(after)) = (doctor, before, after) {
+            self.publish_change(doctor_id, (before, after));
+        }
+        id
     }
 
     /// Removes a connection from this instance's table; true if it was the user's last here.
@@ -184,7 +222,9 @@ impl Presence {
     pub async fn disconnect(&self, user_id: Uuid, connection_id: u64) -> Result<bool, StoreError> {
         let shared = match &self.store {
             Store::Shared(shared) => shared,
-            Store::Local => return Ok(self.disconnect_local(user_id, connection_id)),
+            Store::Local { grace } => {
+                return Ok(self.disconnect_local(user_id, connection_id, *grace));
+            }
         };
         self.forget(user_id, connection_id);
         let (last, doctor) = shared.disconnect(user_id).await.map_err(StoreError)?;
@@ -194,7 +234,7 @@ impl Presence {
         Ok(last)
     }
 
-    fn disconnect_local(&self, user_id: Uuid, connection_id: u64) -> bool {
+    fn disconnect_local(&self, user_id: Uuid, connection_id: u64, grace: Duration) -> bool {
         let mut state = self.state();
         let doctor = state.doctor_of.get(&user_id).copied();
         let before = doctor.map(|d| state.status(d, user_id));
@@ -205,9 +245,8 @@ impl Presence {
             }
         }
         let last = !state.connected(user_id);
-        if last && let Some(doctor_id) = doctor {
-            // Coming back does not make a doctor ONLINE again by itself.
-            state.wants_online.remove(&doctor_id);
+        if last {
+            state.lost.insert(user_id, Instant::now() + grace);
         }
         let after = doctor.map(|d| state.status(d, user_id));
         drop(state);
@@ -217,11 +256,24 @@ impl Presence {
         last
     }
 
-    pub async fn is_connected(&self, user_id: Uuid) -> Result<bool, StoreError> {
-        match &self.store {
-            Store::Local => Ok(self.state().connected(user_id)),
-            Store::Shared(shared) => shared.is_connected(user_id).await.map_err(StoreError),
+    /// The users whose grace ended without them coming back, wherever they lost their last
+    /// connection; with several instances, each is returned to one instance only.
+    pub async fn take_overdue(&self) -> Result<Vec<Uuid>, StoreError> {
+        if let Store::Shared(shared) = &self.store {
+            return shared.take_overdue().await.map_err(StoreError);
         }
+        let now = Instant::now();
+        let mut state = self.state();
+        let overdue: Vec<Uuid> = state
+            .lost
+            .iter()
+            .filter(|(_, due)| **due <= now)
+            .map(|(user, _)| *user)
+            .collect();
+        for user in &overdue {
+            state.lost.remove(user);
+        }
+        Ok(overdue)
     }
 
     /// Closes every connection of the user, on this instance at once and on the others
@@ -298,7 +350,7 @@ impl Presence {
 
     pub async fn status(&self, doctor_id: Uuid, user_id: Uuid) -> Result<DoctorStatus, StoreError> {
         match &self.store {
-            Store::Local => Ok(self.state().status(doctor_id, user_id)),
+            Store::Local { .. } => Ok(self.state().status(doctor_id, user_id)),
             Store::Shared(shared) => shared.status(doctor_id, user_id).await.map_err(StoreError),
         }
     }
@@ -317,35 +369,42 @@ impl Presence {
             .collect())
     }
 
-    /// With shared presence: refreshes this instance's heartbeat every third of the expiry
-    /// and sends what it finds of vanished instances to `vanished` (their users, to end their
-    /// calls). Runs until `vanished` closes; returns at once for local presence.
-    pub async fn keep_alive(&self, vanished: mpsc::Sender<Vec<Uuid>>) {
-        let Store::Shared(shared) = &self.store else {
-            return;
-        };
-        let mut tick = tokio::time::interval(shared.heartbeat_every());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let local: Vec<(Uuid, usize)> = self
-                .state()
-                .connections
-                .iter()
-                .map(|(user, open)| (*user, open.len()))
-                .collect();
-            match shared.heartbeat(&local).await {
-                Ok(found) => {
-                    for doctor_id in found.doctors {
-                        self.publish(doctor_id, DoctorStatus::Offline);
-                    }
-                    if vanished.send(found.users).await.is_err() {
-                        return;
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "cannot refresh this instance's heartbeat"),
-            }
+    /// How often [`Self::heartbeat`] must run: with shared presence only.
+    pub fn heartbeat_every(&self) -> Option<Duration> {
+        match &self.store {
+            Store::Shared(shared) => Some(shared.heartbeat_every()),
+            Store::Local { .. } => None,
         }
+    }
+
+    /// With shared presence: refreshes this instance's heartbeat, and forgets instances that
+    /// vanished (their users start their grace; their doctors go OFFLINE).
+    pub async fn heartbeat(&self) -> Result<(), StoreError> {
+        let Store::Shared(shared) = &self.store else {
+            return Ok(());
+        };
+        let local: Vec<(Uuid, usize)> = self
+            .state()
+            .connections
+            .iter()
+            .map(|(user, open)| (*user, open.len()))
+            .collect();
+        for doctor_id in shared.heartbeat(&local).await.map_err(StoreError)? {
+            self.publish(doctor_id, DoctorStatus::Offline);
+        }
+        Ok(())
+    }
+
+    /// With shared presence: this instance stops and leaves the others nothing to wait for;
+    /// users of sockets still open start their grace.
+    pub async fn leave(&self) -> Result<(), StoreError> {
+        let Store::Shared(shared) = &self.store else {
+            return Ok(());
+        };
+        for doctor_id in shared.leave().await.map_err(StoreError)? {
+            self.publish(doctor_id, DoctorStatus::Offline);
+        }
+        Ok(())
     }
 }
 

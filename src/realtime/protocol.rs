@@ -14,7 +14,7 @@ pub mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
-    /// The peer stopped answering pings.
+    /// The peer stopped answering pings, or the server is stopping; clients reconnect.
     pub const GOING_AWAY: u16 = 1001;
     /// The server cannot serve the socket now (presence store unreachable); clients retry.
     pub const INTERNAL: u16 = 1011;

@@ -16,7 +16,7 @@ use futures_util::stream::BoxStream;
 use redis::IntoConnectionInfo;
 use redis::aio::ConnectionManager;
 use redis::io::tcp::TcpSettings;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::bus::{Event, EventBus, Hold, Topic};
@@ -44,9 +44,16 @@ struct Shared {
     confirmations: watch::Sender<u64>,
     /// Names of channels whose number of holders went from or to zero.
     interest: mpsc::UnboundedSender<String>,
-    outgoing: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     up: AtomicBool,
     observer: Observer,
+}
+
+/// What the publisher task sends to Redis, in order.
+enum Outgoing {
+    Publish(String, Vec<u8>),
+    /// Answered once everything queued before it has been sent.
+    Flush(oneshot::Sender<()>),
 }
 
 #[derive(Default)]
@@ -212,7 +219,7 @@ impl EventBus for RedisBus {
                 let _ = self
                     .shared
                     .outgoing
-                    .send((self.shared.name(&topic), payload));
+                    .send(Outgoing::Publish(self.shared.name(&topic), payload));
             }
             Err(error) => tracing::error!(%error, "cannot encode an event for the bus"),
         }
@@ -256,21 +263,40 @@ impl EventBus for RedisBus {
     fn is_up(&self) -> bool {
         self.shared.up.load(Ordering::Relaxed)
     }
+
+    fn flush(&self) -> BoxFuture<'static, ()> {
+        let (flushed, done) = oneshot::channel();
+        let _ = self.shared.outgoing.send(Outgoing::Flush(flushed));
+        Box::pin(async move {
+            let _ = done.await;
+        })
+    }
 }
 
 /// Sends events to Redis in order, pipelining whatever has queued up meanwhile.
 async fn publish_loop(
     mut connection: ConnectionManager,
-    mut outgoing: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
     while outgoing.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        for (channel, payload) in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Publish(channel, payload) => {
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                }
+                Outgoing::Flush(flushed) => flushes.push(flushed),
+            }
         }
-        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+        if !pipe.is_empty()
+            && let Err(error) = pipe.query_async::<()>(&mut connection).await
+        {
             tracing::warn!(%error, "events lost: cannot publish to Redis");
+        }
+        for flushed in flushes.drain(..) {
+            let _ = flushed.send(());
         }
     }
 }

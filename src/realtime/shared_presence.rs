@@ -3,13 +3,19 @@
 //! connections counted by an instance whose key expired no longer count, and the first
 //! instance to notice removes them, so a crashed instance leaves no ghost ONLINE doctor.
 //!
+//! When a user's last connection goes (closed, on an instance that stopped or vanished), the
+//! moment their grace period ends is recorded here, not in a timer of that instance: whichever
+//! instance looks after it ends their calls if they are not back by then, and a doctor back in
+//! time keeps their ONLINE choice.
+//!
 //! Each change runs as one Lua script that also derives the doctor's status before and after
 //! it, so concurrent changes on several instances publish each status change once.
 //!
 //! Keys, under the prefix `P`: `P:instances` (set of instance ids), `P:alive:I` (heartbeat),
 //! `P:conns:U` (hash instance -> open sockets of user U), `P:users:I` (users with sockets on
 //! instance I), `P:doctor-of:U` (the doctor profile of user U), `P:doctor:D` (hash: user,
-//! online, busy), `P:doctors` (doctors with a state).
+//! online, busy), `P:doctors` (doctors with a state), `P:lost` (sorted set: users whose last
+//! connection went, by the end of their grace period in Redis time, ms).
 
 use std::time::Duration;
 
@@ -19,7 +25,8 @@ use uuid::Uuid;
 
 use super::presence::DoctorStatus;
 
-/// Shared by every script: is user U connected on a live instance, and a doctor's status.
+/// Shared by every script: is user U connected on a live instance, a doctor's status, and the
+/// record of lost connections.
 const PRELUDE: &str = r#"
 local p = ARGV[1]
 local function connected(user)
@@ -44,16 +51,53 @@ local function register(doctor, user)
   redis.call('HSET', p .. ':doctor:' .. doctor, 'user', user)
   redis.call('SADD', p .. ':doctors', doctor)
 end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function lost(user, grace)
+  redis.call('ZADD', p .. ':lost', now_ms() + tonumber(grace), user)
+end
+-- Forgets the sockets of an instance that is gone; the users left without a connection start
+-- their grace. Appends the doctors among them that were ONLINE or BUSY to `doctors`.
+local function forget_instance(instance, grace, doctors)
+  redis.call('SREM', p .. ':instances', instance)
+  local users = redis.call('SMEMBERS', p .. ':users:' .. instance)
+  redis.call('DEL', p .. ':users:' .. instance)
+  for _, user in ipairs(users) do
+    redis.call('HDEL', p .. ':conns:' .. user, instance)
+    if not connected(user) then
+      lost(user, grace)
+      local doctor = redis.call('GET', p .. ':doctor-of:' .. user)
+      if doctor then
+        local state = redis.call('HMGET', p .. ':doctor:' .. doctor, 'online', 'busy')
+        if state[1] == '1' or state[2] == '1' then table.insert(doctors, doctor) end
+      end
+    end
+  end
+end
 "#;
 
-/// ARGV: prefix, user, instance.
+/// ARGV: prefix, user, instance. Returns {doctor or '', before, after}.
 const CONNECT: &str = r#"
-redis.call('HINCRBY', p .. ':conns:' .. ARGV[2], ARGV[3], 1)
-redis.call('SADD', p .. ':users:' .. ARGV[3], ARGV[2])
-return 1
+local user, instance = ARGV[2], ARGV[3]
+local doctor = redis.call('GET', p .. ':doctor-of:' .. user)
+local before = doctor and status(doctor, user) or 0
+if doctor and not connected(user) then
+  -- Back within the grace, a doctor is ONLINE again if they were; later, they choose again.
+  local due = redis.call('ZSCORE', p .. ':lost', user)
+  if not due or tonumber(due) < now_ms() then
+    redis.call('HSET', p .. ':doctor:' .. doctor, 'online', '0')
+  end
+end
+redis.call('ZREM', p .. ':lost', user)
+redis.call('HINCRBY', p .. ':conns:' .. user, instance, 1)
+redis.call('SADD', p .. ':users:' .. instance, user)
+local after = doctor and status(doctor, user) or 0
+return {doctor or '', before, after}
 "#;
 
-/// ARGV: prefix, user, instance. Returns {last, doctor or '', before, after}.
+/// ARGV: prefix, user, instance, grace in ms. Returns {last, doctor or '', before, after}.
 const DISCONNECT: &str = r#"
 local user, instance = ARGV[2], ARGV[3]
 local doctor = redis.call('GET', p .. ':doctor-of:' .. user)
@@ -64,10 +108,7 @@ if redis.call('HINCRBY', key, instance, -1) <= 0 then
   redis.call('SREM', p .. ':users:' .. instance, user)
 end
 local last = not connected(user)
-if last and doctor then
-  -- Coming back does not make a doctor ONLINE again by itself.
-  redis.call('HSET', p .. ':doctor:' .. doctor, 'online', '0')
-end
+if last then lost(user, ARGV[4]) end
 local after = doctor and status(doctor, user) or 0
 return {last and 1 or 0, doctor or '', before, after}
 "#;
@@ -88,9 +129,6 @@ return {0, before, status(doctor, user)}
 /// ARGV: prefix, doctor, user.
 const STATUS: &str = "return status(ARGV[2], ARGV[3])";
 
-/// ARGV: prefix, user.
-const IS_CONNECTED: &str = "return connected(ARGV[2]) and 1 or 0";
-
 /// ARGV: prefix. Returns {doctor, status, ...} for doctors not OFFLINE.
 const PRESENT: &str = r#"
 local out = {}
@@ -105,40 +143,47 @@ end
 return out
 "#;
 
-/// ARGV: prefix, instance, expiry in ms, then user, count pairs of this instance's sockets.
-/// Refreshes the heartbeat; if the instance had been given up for dead, counts its sockets
-/// again. Then removes the instances whose heartbeat expired. Returns {users, doctors}: the
-/// users that thereby left, and the doctors among them that were ONLINE or BUSY.
+/// ARGV: prefix, instance, expiry in ms, grace in ms, then user, count pairs of this
+/// instance's sockets. Refreshes the heartbeat; if the instance had been given up for dead,
+/// counts its sockets again. Then forgets the instances whose heartbeat expired. Returns the
+/// doctors that thereby went OFFLINE.
 const HEARTBEAT: &str = r#"
-local me, expiry = ARGV[2], ARGV[3]
+local me, expiry, grace = ARGV[2], ARGV[3], ARGV[4]
 redis.call('SET', p .. ':alive:' .. me, '1', 'PX', expiry)
 if redis.call('SADD', p .. ':instances', me) == 1 then
-  for i = 4, #ARGV, 2 do
+  for i = 5, #ARGV, 2 do
     redis.call('HSET', p .. ':conns:' .. ARGV[i], me, ARGV[i + 1])
     redis.call('SADD', p .. ':users:' .. me, ARGV[i])
+    redis.call('ZREM', p .. ':lost', ARGV[i])
   end
 end
-local gone, doctors = {}, {}
+local doctors = {}
 for _, instance in ipairs(redis.call('SMEMBERS', p .. ':instances')) do
   if redis.call('EXISTS', p .. ':alive:' .. instance) == 0 then
-    redis.call('SREM', p .. ':instances', instance)
-    local users = redis.call('SMEMBERS', p .. ':users:' .. instance)
-    redis.call('DEL', p .. ':users:' .. instance)
-    for _, user in ipairs(users) do
-      redis.call('HDEL', p .. ':conns:' .. user, instance)
-      if not connected(user) then
-        table.insert(gone, user)
-        local doctor = redis.call('GET', p .. ':doctor-of:' .. user)
-        if doctor then
-          local state = redis.call('HMGET', p .. ':doctor:' .. doctor, 'online', 'busy')
-          if state[1] == '1' or state[2] == '1' then table.insert(doctors, doctor) end
-          redis.call('HSET', p .. ':doctor:' .. doctor, 'online', '0')
-        end
-      end
-    end
+    forget_instance(instance, grace, doctors)
   end
 end
-return {gone, doctors}
+return doctors
+"#;
+
+/// ARGV: prefix, instance, grace in ms. A stopping instance forgets itself (and any socket it
+/// could not close in time); returns the doctors that thereby went OFFLINE.
+const LEAVE: &str = r#"
+local doctors = {}
+forget_instance(ARGV[2], ARGV[3], doctors)
+redis.call('DEL', p .. ':alive:' .. ARGV[2])
+return doctors
+"#;
+
+/// ARGV: prefix. Takes the users whose grace is over; returns those not back.
+const TAKE_OVERDUE: &str = r#"
+local key = p .. ':lost'
+local out = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now_ms(), 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', key, user)
+  if not connected(user) then table.insert(out, user) end
+end
+return out
 "#;
 
 fn script(body: &str) -> Script {
@@ -156,19 +201,12 @@ fn decode_status(code: i64) -> DoctorStatus {
 /// A doctor's status before and after a change.
 pub type Change = (DoctorStatus, DoctorStatus);
 
-/// What a heartbeat found: users whose last connection was on instances that vanished, and
-/// the doctors among them that were ONLINE or BUSY (OFFLINE now).
-#[derive(Default)]
-pub struct Vanished {
-    pub users: Vec<Uuid>,
-    pub doctors: Vec<Uuid>,
-}
-
 pub struct SharedPresence {
     connection: ConnectionManager,
     prefix: String,
     instance: Uuid,
     expiry: Duration,
+    grace: Duration,
     scripts: Scripts,
 }
 
@@ -177,26 +215,53 @@ struct Scripts {
     disconnect: Script,
     set_flag: Script,
     status: Script,
-    is_connected: Script,
     present: Script,
     heartbeat: Script,
+    leave: Script,
+    take_overdue: Script,
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn ids(ids: Vec<String>) -> Vec<Uuid> {
+    ids.iter()
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect()
+}
+
+/// A doctor's status change, from a script's `doctor or '', before, after`.
+fn doctor_change(doctor: &str, before: i64, after: i64) -> Option<(Uuid, Change)> {
+    Uuid::parse_str(doctor)
+        .ok()
+        .map(|id| (id, (decode_status(before), decode_status(after))))
 }
 
 impl SharedPresence {
-    pub fn new(connection: ConnectionManager, prefix: &str, expiry: Duration) -> Self {
+    /// An instance whose heartbeat is older than `expiry` counts as gone; a user whose last
+    /// connection went has `grace` to come back.
+    pub fn new(
+        connection: ConnectionManager,
+        prefix: &str,
+        expiry: Duration,
+        grace: Duration,
+    ) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),
             instance: Uuid::now_v7(),
             expiry,
+            grace,
             scripts: Scripts {
                 connect: script(CONNECT),
                 disconnect: script(DISCONNECT),
                 set_flag: script(SET_FLAG),
                 status: script(STATUS),
-                is_connected: script(IS_CONNECTED),
                 present: script(PRESENT),
                 heartbeat: script(HEARTBEAT),
+                leave: script(LEAVE),
+                take_overdue: script(TAKE_OVERDUE),
             },
         }
     }
@@ -206,15 +271,17 @@ impl SharedPresence {
         self.expiry / 3
     }
 
-    pub async fn connect(&self, user_id: Uuid) -> redis::RedisResult<()> {
-        self.scripts
+    /// Returns the user's doctor's status change if they are a doctor.
+    pub async fn connect(&self, user_id: Uuid) -> redis::RedisResult<Option<(Uuid, Change)>> {
+        let (doctor, before, after): (String, i64, i64) = self
+            .scripts
             .connect
             .arg(&self.prefix)
             .arg(user_id.to_string())
             .arg(self.instance.to_string())
-            .invoke_async::<i64>(&mut self.connection.clone())
-            .await
-            .map(drop)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(doctor_change(&doctor, before, after))
     }
 
     /// Returns whether it was the user's last connection anywhere, and their doctor's status
@@ -229,12 +296,10 @@ impl SharedPresence {
             .arg(&self.prefix)
             .arg(user_id.to_string())
             .arg(self.instance.to_string())
+            .arg(millis(self.grace))
             .invoke_async(&mut self.connection.clone())
             .await?;
-        let doctor = Uuid::parse_str(&doctor)
-            .ok()
-            .map(|id| (id, (decode_status(before), decode_status(after))));
-        Ok((last == 1, doctor))
+        Ok((last == 1, doctor_change(&doctor, before, after)))
     }
 
     /// Sets the doctor's `online` or `busy` flag; `None` if going online without a connection.
@@ -270,17 +335,6 @@ impl SharedPresence {
         Ok(decode_status(code))
     }
 
-    pub async fn is_connected(&self, user_id: Uuid) -> redis::RedisResult<bool> {
-        let connected: i64 = self
-            .scripts
-            .is_connected
-            .arg(&self.prefix)
-            .arg(user_id.to_string())
-            .invoke_async(&mut self.connection.clone())
-            .await?;
-        Ok(connected == 1)
-    }
-
     pub async fn present_doctors(&self) -> redis::RedisResult<Vec<(Uuid, DoctorStatus)>> {
         let flat: Vec<(String, i64)> = self
             .scripts
@@ -295,26 +349,46 @@ impl SharedPresence {
     }
 
     /// Refreshes this instance's heartbeat (re-counting `local` connections if others had
-    /// given it up) and clears out instances whose heartbeat expired.
-    pub async fn heartbeat(&self, local: &[(Uuid, usize)]) -> redis::RedisResult<Vanished> {
+    /// given it up) and forgets instances whose heartbeat expired. Returns the doctors that
+    /// went OFFLINE with them.
+    pub async fn heartbeat(&self, local: &[(Uuid, usize)]) -> redis::RedisResult<Vec<Uuid>> {
         let mut invocation = self.scripts.heartbeat.arg(&self.prefix);
         invocation
             .arg(self.instance.to_string())
-            .arg(u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX));
+            .arg(millis(self.expiry))
+            .arg(millis(self.grace));
         for (user, count) in local {
             invocation.arg(user.to_string()).arg(*count);
         }
-        let (users, doctors): (Vec<String>, Vec<String>) = invocation
+        let doctors: Vec<String> = invocation
             .invoke_async(&mut self.connection.clone())
             .await?;
-        let ids = |ids: Vec<String>| {
-            ids.iter()
-                .filter_map(|id| Uuid::parse_str(id).ok())
-                .collect()
-        };
-        Ok(Vanished {
-            users: ids(users),
-            doctors: ids(doctors),
-        })
+        Ok(ids(doctors))
+    }
+
+    /// This instance stops: others no longer count its sockets, and wait for none of its
+    /// heartbeats. Returns the doctors that went OFFLINE with it.
+    pub async fn leave(&self) -> redis::RedisResult<Vec<Uuid>> {
+        let doctors: Vec<String> = self
+            .scripts
+            .leave
+            .arg(&self.prefix)
+            .arg(self.instance.to_string())
+            .arg(millis(self.grace))
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(ids(doctors))
+    }
+
+    /// The users whose grace ended without them coming back, wherever they lost their
+    /// connection; each is returned to one caller only.
+    pub async fn take_overdue(&self) -> redis::RedisResult<Vec<Uuid>> {
+        let users: Vec<String> = self
+            .scripts
+            .take_overdue
+            .arg(&self.prefix)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(ids(users))
     }
 }

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinHandle;
+
 use medilink::Application;
 use medilink::auth::password::Passwords;
 use medilink::clock::Clock;
@@ -46,6 +49,9 @@ pub struct TestApp {
     pub jwt_secret: String,
     /// What it was started with, to start more instances beside it.
     pub config: Config,
+    /// Wakes `run_until`'s shutdown future, as SIGTERM does in the binary.
+    stop: Arc<Notify>,
+    serving: Arc<Mutex<Option<JoinHandle<std::io::Result<()>>>>>,
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -104,11 +110,13 @@ async fn start(
 ) -> TestApp {
     let (started, built) = tokio::sync::oneshot::channel();
     let serving = config.clone();
-    runtime.spawn(async move {
+    let stop = Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let handle = runtime.spawn(async move {
         let app = Application::build(serving).await.expect("app builds");
         let state = app.state();
         let _ = started.send((app.local_addr(), state.db.clone(), state.clock.clone()));
-        app.run_until(std::future::pending()).await
+        app.run_until(async move { stopped.notified().await }).await
     });
     let (addr, db, clock) = built.await.expect("the instance started");
     TestApp {
@@ -117,6 +125,8 @@ async fn start(
         clock,
         jwt_secret,
         config,
+        stop,
+        serving: Arc::new(Mutex::new(Some(handle))),
         _dir: dir,
     }
 }
@@ -146,6 +156,26 @@ pub async fn spawn_instances(configure: impl Fn(&mut Config)) -> (TestApp, TestA
 }
 
 impl TestApp {
+    /// Tells the instance to stop, as SIGTERM does, and returns at once.
+    pub fn begin_shutdown(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Tells the instance to stop, as SIGTERM does, and waits until it has (its pool closed).
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
+        let serving = self
+            .serving
+            .lock()
+            .await
+            .take()
+            .expect("the instance is running");
+        serving
+            .await
+            .expect("the instance did not panic")
+            .expect("the instance stopped cleanly");
+    }
+
     /// One more instance with this one's settings and database, served on `runtime`.
     pub async fn another_instance(&self, runtime: &tokio::runtime::Handle) -> TestApp {
         let mut config = self.config.clone();
@@ -287,6 +317,56 @@ pub fn account(payload: &Value) -> Account {
 
 pub fn unique_email(prefix: &str) -> String {
     format!("{prefix}-{}@example.com", Uuid::new_v4().simple())
+}
+
+/// Polls `check` until it returns something, for at most 30 s: for what changes in the
+/// background with no event to wait for.
+pub async fn eventually<T, F, R>(what: &str, check: F) -> T
+where
+    F: Fn() -> R,
+    R: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A `POST /graphql` of a `length`-byte body, sent without its body: once this returns, the
+/// server's interim `100 Continue` has shown that its handler runs and waits for the body.
+pub async fn request_in_flight(addr: SocketAddr, length: usize) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: medilink\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("headers sent");
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !read.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut chunk))
+            .await
+            .expect("the server answers within 30 s")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&chunk[..n]);
+    }
+    let interim = String::from_utf8_lossy(&read);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    stream
 }
 
 /// `extensions.code` of the first error, if any.

@@ -1,5 +1,6 @@
 //! A raw graphql-transport-ws client over tokio-tungstenite, to test the protocol itself.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -27,12 +28,37 @@ pub enum Received {
 impl Api {
     /// A socket with the protocol negotiated but no `connection_init` sent.
     pub async fn ws_raw(&self) -> WsClient {
-        self.ws_raw_with_id(None).await
+        WsClient::connect(self.addr).await
     }
 
     /// Like `ws_raw`, with the upgrade request's `x-request-id` chosen by the test.
     pub async fn ws_raw_with_id(&self, request_id: Option<&str>) -> WsClient {
-        let mut request = format!("ws://{}/graphql/ws", self.addr)
+        WsClient::connect_with_id(self.addr, request_id).await
+    }
+
+    /// A socket past `connection_init` and `connection_ack`.
+    pub async fn ws_client(&self, token: &str) -> WsClient {
+        WsClient::signed_in(self.addr, token).await
+    }
+}
+
+impl WsClient {
+    pub fn new(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
+            socket,
+            held: Vec::new(),
+        }
+    }
+
+    /// A socket to the server at `addr` with the protocol negotiated but no `connection_init`
+    /// sent.
+    pub async fn connect(addr: SocketAddr) -> WsClient {
+        WsClient::connect_with_id(addr, None).await
+    }
+
+    /// Like `connect`, with the upgrade request's `x-request-id` chosen by the test.
+    pub async fn connect_with_id(addr: SocketAddr, request_id: Option<&str>) -> WsClient {
+        let mut request = format!("ws://{addr}/graphql/ws")
             .into_client_request()
             .unwrap();
         request.headers_mut().insert(
@@ -54,20 +80,11 @@ impl Api {
         WsClient::new(socket)
     }
 
-    /// A socket past `connection_init` and `connection_ack`.
-    pub async fn ws_client(&self, token: &str) -> WsClient {
-        let mut ws = self.ws_raw().await;
+    /// A socket to the server at `addr` past `connection_init` and `connection_ack`.
+    pub async fn signed_in(addr: SocketAddr, token: &str) -> WsClient {
+        let mut ws = WsClient::connect(addr).await;
         ws.init(token).await;
         ws
-    }
-}
-
-impl WsClient {
-    pub fn new(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
-        Self {
-            socket,
-            held: Vec::new(),
-        }
     }
 
     /// Sends `connection_init` with `token` and waits for `connection_ack`.
