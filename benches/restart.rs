@@ -135,7 +135,7 @@ async fn run(name: &str, redis: Option<&str>, sockets: usize) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "{name}: every socket closed {:.0} ms after SIGTERM (p50 {:.0} ms), codes {codes:?}; \
-         exit {status} after {:.0} ms",
+         {status} after {:.0} ms",
         ms(closed_after[closed_after.len() - 1]),
         ms(closed_after[closed_after.len() / 2]),
         ms(exited),
