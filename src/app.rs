@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
@@ -30,6 +31,7 @@ pub enum StartupError {
     Database(sqlx::Error),
     Migrate(sqlx::migrate::MigrateError),
     Bind(SocketAddr, std::io::Error),
+    MetricsBind(SocketAddr, std::io::Error),
     Redis(redis::RedisError),
     Internal(String),
 }
@@ -41,6 +43,9 @@ impl fmt::Display for StartupError {
             Self::Database(e) => write!(f, "cannot open the database (MEDILINK_DATABASE_URL): {e}"),
             Self::Migrate(e) => write!(f, "cannot migrate the database: {e}"),
             Self::Bind(addr, e) => write!(f, "cannot listen on {addr} (MEDILINK_BIND): {e}"),
+            Self::MetricsBind(addr, e) => {
+                write!(f, "cannot listen on {addr} (MEDILINK_METRICS_BIND): {e}")
+            }
             Self::Redis(e) => write!(f, "cannot reach Redis (MEDILINK_REDIS_URL): {e}"),
             Self::Internal(e) => write!(f, "{e}"),
         }
@@ -66,6 +71,8 @@ pub async fn open_database(config: &Config) -> Result<Db, StartupError> {
 
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics` on an address of its own (`MEDILINK_METRICS_BIND`).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -84,6 +91,14 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| StartupError::Bind(config.bind, e))?;
+        let metrics_listener = match config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartupError::MetricsBind(addr, e))?,
+            ),
+            None => None,
+        };
         let grace = Duration::from_secs(config.call_grace_secs);
         let realtime = match &config.redis_url {
             Some(url) => Realtime::redis(
@@ -97,6 +112,7 @@ impl Application {
             None => Realtime::in_process(grace),
         };
         let clock = Clock::default();
+        let metrics = Arc::new(Metrics::new(&db));
         let state = AppState {
             db,
             passwords,
@@ -107,14 +123,26 @@ impl Application {
             realtime,
             payments,
             shutdown: Shutdown::default(),
+            metrics,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| self.state.config.bind)
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -145,6 +173,14 @@ impl Application {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
             }
+        });
+        // Metrics stay up while the public server drains, and stop with it.
+        let metrics = self.metrics_listener.map(|listener| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "serving /metrics");
+            }
+            let router = http::metrics_router(state.clone());
+            tokio::spawn(async move { axum::serve(listener, router).await })
         });
         let sweep = state
             .payments
@@ -188,6 +224,9 @@ impl Application {
         };
         if let Some(sweep) = sweep {
             sweep.abort();
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         // Quick unless the database or Redis hangs: this gets what is left of the deadline,
         // and at least a second.

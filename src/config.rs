@@ -24,6 +24,8 @@ pub struct Config {
     pub database_url: String,
     pub database_max_connections: u32,
     pub bind: SocketAddr,
+    /// Where `/metrics` is served instead of on `bind`, to keep it off the public port.
+    pub metrics_bind: Option<SocketAddr>,
     pub jwt_secret: Option<Secret>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_days: u64,
@@ -106,6 +108,7 @@ impl Default for Config {
             database_url: "sqlite://medilink.db".into(),
             database_max_connections: 16,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: None,
             jwt_secret: None,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_days: 30,
@@ -438,6 +441,7 @@ impl fmt::Debug for Config {
             database_url,
             database_max_connections,
             bind,
+            metrics_bind,
             jwt_secret,
             access_token_ttl_secs,
             refresh_token_ttl_days,
@@ -486,6 +490,7 @@ impl fmt::Debug for Config {
             .field("database_url", &without_password(database_url))
             .field("database_max_connections", database_max_connections)
             .field("bind", bind)
+            .field("metrics_bind", metrics_bind)
             .field("jwt_secret", jwt_secret)
             .field("access_token_ttl_secs", access_token_ttl_secs)
             .field("refresh_token_ttl_days", refresh_token_ttl_days)

@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod ice;
 pub mod limits;
+pub mod metrics;
 pub mod notifications;
 pub mod pagination;
 pub mod payments;

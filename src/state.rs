@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
@@ -24,4 +25,6 @@ pub struct AppState {
     pub payments: Option<Arc<Gateway>>,
     /// Stopping in order: sockets told to go, timers ended (see `crate::shutdown`).
     pub shutdown: Shutdown,
+    /// This instance's figures for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }

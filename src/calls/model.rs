@@ -188,3 +188,10 @@ pub struct Signal {
     pub video_enabled: Option<bool>,
     pub at: DateTime<Utc>,
 }
+
+/// How many calls are live, by state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiveCalls {
+    pub ringing: u64,
+    pub active: u64,
+}

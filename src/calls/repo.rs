@@ -120,3 +120,9 @@ pub async fn count_for(db: &Db, user_id: Uuid) -> sqlx::Result<i64> {
     const SQL: &str = "SELECT COUNT(*) FROM calls WHERE caller_id = $1 OR callee_id = $1";
     with_db!(db, pool => sqlx::query_scalar(SQL).bind(user_id).fetch_one(pool).await)
 }
+
+/// How many calls are live, by status (the live-call partial indexes cover the filter).
+pub async fn count_live(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
+    const SQL: &str = "SELECT status, COUNT(*) FROM calls WHERE status <> 'ENDED' GROUP BY status";
+    with_db!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await)
+}

@@ -10,8 +10,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{
-    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, SendSignalInput, Signal, SignalKind,
-    StartCallInput,
+    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, LiveCalls, SendSignalInput, Signal,
+    SignalKind, StartCallInput,
 };
 use super::repo;
 use crate::appointments;
@@ -491,10 +491,11 @@ pub async fn send_signal(
     if !call.is_live() {
         return Err(AppError::state_conflict("the call has ended"));
     }
+    let kind = input.kind;
     let signal = Signal {
         call_id,
         from: viewer.id,
-        kind: input.kind,
+        kind,
         sdp: input.sdp,
         candidate: input.candidate,
         audio_enabled: input.audio_enabled,
@@ -507,6 +508,7 @@ pub async fn send_signal(
         Topic::User(call.other(viewer.id)),
         Event::Signal(Arc::new(signal)),
     );
+    state.metrics.signal_relayed(kind);
     Ok(true)
 }
 
@@ -606,4 +608,21 @@ pub async fn shared_a_call(state: &AppState, a: Uuid, b: Uuid) -> AppResult<bool
 
 pub async fn count_calls(state: &AppState, user_id: Uuid) -> AppResult<i64> {
     Ok(repo::count_for(&state.db, user_id).await?)
+}
+
+/// How many calls are live across the deployment, for `/metrics`. Read from the database, the
+/// one place that knows every instance's calls, through a handle that leaves the count of
+/// database calls alone.
+pub async fn live_calls(state: &AppState) -> AppResult<LiveCalls> {
+    let mut live = LiveCalls::default();
+    for (status, count) in repo::count_live(&state.db.uncounted()).await? {
+        let count = u64::try_from(count).unwrap_or_default();
+        match CallStatus::try_from(status) {
+            Ok(CallStatus::Ringing) => live.ringing = count,
+            Ok(CallStatus::Active) => live.active = count,
+            Ok(CallStatus::Ended) => {}
+            Err(unknown) => return Err(AppError::internal(unknown)),
+        }
+    }
+    Ok(live)
 }

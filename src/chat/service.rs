@@ -118,6 +118,7 @@ pub async fn send(
         Topic::Chat(message.channel.clone()),
         Event::Chat(Arc::new(message.clone())),
     );
+    state.metrics.chat_message_sent();
     Ok(message)
 }
 

@@ -6,11 +6,10 @@
 mod migrations;
 
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use prometheus_client::metrics::counter::Counter;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Database, Encode, PgPool, QueryBuilder, SqlitePool, Type};
@@ -20,7 +19,15 @@ use sqlx::{Database, Encode, PgPool, QueryBuilder, SqlitePool, Type};
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: Pool,
-    calls: Arc<AtomicU64>,
+    calls: Counter,
+}
+
+/// How the connection pool is used right now.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolStats {
+    pub idle: u64,
+    pub in_use: u64,
+    pub max: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -97,19 +104,52 @@ impl Db {
     fn new(pool: Pool) -> Self {
         Self {
             pool,
-            calls: Arc::default(),
+            calls: Counter::default(),
         }
     }
 
     /// The live pool, counted as one database call (a statement or a transaction).
     pub fn pool(&self) -> &Pool {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.calls.inc();
         &self.pool
     }
 
     /// Database calls made through this handle since start.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.calls.get()
+    }
+
+    /// The counter behind [`Db::calls`], for the metrics registry.
+    pub fn calls_counter(&self) -> Counter {
+        self.calls.clone()
+    }
+
+    /// The same pool with a count of its own: `/metrics` reads through it, so that a scrape
+    /// does not move the count of database calls it reports.
+    pub fn uncounted(&self) -> Db {
+        Self::new(self.pool.clone())
+    }
+
+    /// Open connections, idle and in use, and the most the pool opens.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle, max) = match &self.pool {
+            Pool::Sqlite(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+            Pool::Postgres(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+        };
+        let idle = u64::try_from(idle).unwrap_or(u64::MAX);
+        PoolStats {
+            idle,
+            in_use: u64::from(size).saturating_sub(idle),
+            max: u64::from(max),
+        }
     }
 
     pub fn backend(&self) -> &'static str {

@@ -4,6 +4,7 @@ pub mod connection;
 pub mod context;
 pub mod documents;
 pub mod loaders;
+pub mod metrics;
 mod nul;
 pub mod scalars;
 
@@ -62,7 +63,8 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 pub fn build(state: AppState) -> AppSchema {
     let config = state.config.clone();
-    builder(&config).data(state).finish()
+    let recording = metrics::Recording(state.metrics.clone());
+    builder(&config).data(state).extension(recording).finish()
 }
 
 /// What one operation carries besides the schema's data: who asks, and its own loaders.

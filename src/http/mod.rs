@@ -13,6 +13,7 @@ mod ws;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,6 +33,14 @@ pub struct HttpState {
     pub documents: Arc<Documents>,
 }
 
+impl FromRef<HttpState> for AppState {
+    fn from_ref(state: &HttpState) -> Self {
+        state.app.clone()
+    }
+}
+
+/// The public router; `/metrics` is on it unless `MEDILINK_METRICS_BIND` gives it an address
+/// of its own.
 pub fn router(app: AppState, schema: AppSchema) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
         let request_id = request
@@ -48,12 +57,14 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         router = router.nest_service(graphql::LOCAL_ASSETS, ServeDir::new(folder));
     }
     let cors = policy::cors(&app.config, REQUEST_ID);
+    if app.config.metrics_bind.is_none() {
+        router = router.route("/metrics", get(metrics::metrics));
+    }
     let router = router
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
         .route("/demo", get(demo::page))
         .route("/files/licences/{doctor_id}", get(files::licence))
         .route("/webhooks/stripe", post(webhooks::stripe))
@@ -70,4 +81,11 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
     policy::harden(router)
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The router of `MEDILINK_METRICS_BIND`: `/metrics` alone.
+pub fn metrics_router(app: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(app)
 }

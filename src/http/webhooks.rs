@@ -10,13 +10,10 @@ use super::HttpState;
 use crate::payments::service::{self, Rejection};
 
 pub async fn stripe(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(payload) = std::str::from_utf8(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "the body is not UTF-8");
-    };
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    match service::webhook(&state.app, payload, signature).await {
+    match service::webhook(&state.app, &body, signature).await {
         Ok(()) => (StatusCode::OK, axum::Json(json!({ "received": true }))).into_response(),
         Err(Rejection::PaymentsOff) => refuse(
             StatusCode::NOT_FOUND,

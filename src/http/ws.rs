@@ -171,6 +171,7 @@ async fn serve(
     _permit: ConnectionPermit,
     request_id: String,
 ) {
+    let _open = state.app.metrics.websocket_connected();
     let opened = Instant::now();
     let ended = connection(&mut socket, &state, client, &request_id).await;
     let (code, closed_by) = match ended {

@@ -17,6 +17,7 @@ use crate::appointments::model::{Appointment, AppointmentStatus};
 use crate::auth::{AuthUser, Role};
 use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
+use crate::metrics::WebhookOutcome;
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::state::AppState;
@@ -214,28 +215,51 @@ pub enum Rejection {
 /// Verifies and applies one webhook delivery. Each event id takes effect once.
 pub async fn webhook(
     state: &AppState,
-    payload: &str,
+    payload: &[u8],
     signature: Option<&str>,
 ) -> Result<(), Rejection> {
+    let event = match verified(state, payload, signature) {
+        Ok(event) => event,
+        Err(rejection) => {
+            state.metrics.webhook_event(None, WebhookOutcome::Rejected);
+            return Err(rejection);
+        }
+    };
+    let applied = apply(state, &event.id, &event.type_, event.effect).await;
+    let outcome = applied.as_ref().map_or(WebhookOutcome::Error, |o| *o);
+    state.metrics.webhook_event(Some(&event.type_), outcome);
+    applied.map_err(|error| {
+        tracing::error!(event = %event.id, kind = %event.type_, error = error.message(), "webhook not applied");
+        Rejection::Failed
+    })?;
+    tracing::info!(event = %event.id, kind = %event.type_, "webhook handled");
+    Ok(())
+}
+
+fn verified(
+    state: &AppState,
+    payload: &[u8],
+    signature: Option<&str>,
+) -> Result<events::StripeEvent, Rejection> {
     let gateway = state.payments.as_deref().ok_or(Rejection::PaymentsOff)?;
+    let payload = std::str::from_utf8(payload)
+        .map_err(|_| Rejection::Refused("the body is not UTF-8".into()))?;
     let signature =
         signature.ok_or_else(|| Rejection::Refused("no Stripe-Signature header".into()))?;
     gateway
         .verify(payload, signature)
         .map_err(|e| Rejection::Refused(format!("signature check failed: {e}")))?;
-    let event = events::parse(payload)
-        .ok_or_else(|| Rejection::Refused("the body is not a Stripe event".into()))?;
-    apply(state, &event.id, &event.type_, event.effect)
-        .await
-        .map_err(|error| {
-            tracing::error!(event = %event.id, kind = %event.type_, error = error.message(), "webhook not applied");
-            Rejection::Failed
-        })?;
-    tracing::info!(event = %event.id, kind = %event.type_, "webhook handled");
-    Ok(())
+    events::parse(payload)
+        .ok_or_else(|| Rejection::Refused("the body is not a Stripe event".into()))
 }
 
-async fn apply(state: &AppState, id: &str, kind: &str, effect: Effect) -> AppResult<()> {
+/// Applies a verified event once; says whether it was new and changed anything.
+async fn apply(
+    state: &AppState,
+    id: &str,
+    kind: &str,
+    effect: Effect,
+) -> AppResult<WebhookOutcome> {
     let now = state.clock.now();
     match effect {
         Effect::CheckoutPaid {
@@ -254,19 +278,25 @@ async fn apply(state: &AppState, id: &str, kind: &str, effect: Effect) -> AppRes
             match settled {
                 Settlement::Confirmed(payment) => paid(state, &payment).await?,
                 Settlement::RefundDue(payment) => send_refund(state, &payment).await,
-                Settlement::Duplicate | Settlement::Unchanged => {}
+                Settlement::Duplicate => return Ok(WebhookOutcome::Duplicate),
+                Settlement::Unchanged => return Ok(WebhookOutcome::Ignored),
             }
+            Ok(WebhookOutcome::Applied)
         }
-        Effect::CheckoutClosed { appointment_id } => {
-            repo::close_checkout(&state.db, id, kind, appointment_id, now).await?;
-        }
+        Effect::CheckoutClosed { appointment_id } => Ok(fresh(
+            repo::close_checkout(&state.db, id, kind, appointment_id, now).await?,
+        )),
         Effect::Refunded { payment_intent } => {
             let to = PaymentStatus::Refunded;
-            repo::refund_event(&state.db, id, kind, &payment_intent, to, now).await?;
+            Ok(fresh(
+                repo::refund_event(&state.db, id, kind, &payment_intent, to, now).await?,
+            ))
         }
         Effect::RefundFailed { payment_intent } => {
             let to = PaymentStatus::Failed;
-            repo::refund_event(&state.db, id, kind, &payment_intent, to, now).await?;
+            Ok(fresh(
+                repo::refund_event(&state.db, id, kind, &payment_intent, to, now).await?,
+            ))
         }
         Effect::AccountUpdated {
             account,
@@ -277,11 +307,19 @@ async fn apply(state: &AppState, id: &str, kind: &str, effect: Effect) -> AppRes
             // with the record of the event.
             doctors::service::set_payout_state(state, &account, charges_enabled, payouts_enabled)
                 .await?;
-            repo::record_event(&state.db, id, kind, now).await?;
+            Ok(fresh(repo::record_event(&state.db, id, kind, now).await?))
         }
-        Effect::Ignored => {}
+        Effect::Ignored => Ok(WebhookOutcome::Ignored),
     }
-    Ok(())
+}
+
+/// Applied when the event was recorded now, a duplicate when it had been before.
+fn fresh(recorded: bool) -> WebhookOutcome {
+    if recorded {
+        WebhookOutcome::Applied
+    } else {
+        WebhookOutcome::Duplicate
+    }
 }
 
 /// Tells both sides that the appointment is paid and confirmed.
