@@ -43,6 +43,8 @@ impl Api {
 /// A server in this process, with its database and clock at hand.
 pub struct TestApp {
     pub api: Api,
+    /// Where `/metrics` is served when `metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub db: Db,
     /// The server's clock, to step through time-bound rules without waiting.
     pub clock: Clock,
@@ -115,12 +117,18 @@ async fn start(
     let handle = runtime.spawn(async move {
         let app = Application::build(serving).await.expect("app builds");
         let state = app.state();
-        let _ = started.send((app.local_addr(), state.db.clone(), state.clock.clone()));
+        let _ = started.send((
+            app.local_addr(),
+            app.metrics_addr(),
+            state.db.clone(),
+            state.clock.clone(),
+        ));
         app.run_until(async move { stopped.notified().await }).await
     });
-    let (addr, db, clock) = built.await.expect("the instance started");
+    let (addr, metrics_addr, db, clock) = built.await.expect("the instance started");
     TestApp {
         api: Api::new(addr),
+        metrics_addr,
         db,
         clock,
         jwt_secret,
