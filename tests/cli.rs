@@ -71,6 +71,25 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
     assert_clear_failure(
         &serve(&[
             ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_METRICS_BIND", "not-an-address"),
+        ]),
+        "MEDILINK_METRICS_BIND",
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_BIND", "127.0.0.1:0"),
+            (
+                "MEDILINK_METRICS_BIND",
+                &taken.local_addr().unwrap().to_string(),
+            ),
+        ]),
+        "MEDILINK_METRICS_BIND",
+    );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
             ("MEDILINK_ACCESS_TOKEN_TTL_SECS", "soon"),
         ]),
         "MEDILINK_ACCESS_TOKEN_TTL_SECS",
