@@ -63,8 +63,7 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 pub fn build(state: AppState) -> AppSchema {
     let config = state.config.clone();
-    let recording = metrics::Recording(state.metrics.clone());
-    builder(&config).data(state).extension(recording).finish()
+    builder(&config).data(state).finish()
 }
 
 /// What one operation carries besides the schema's data: who asks, and its own loaders.

@@ -9,13 +9,14 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use futures_util::future::join_all;
 use futures_util::io::Cursor;
 use serde_json::json;
 
 use super::{HttpState, REQUEST_ID};
 use crate::error::ErrorCode;
 use crate::graphql::context::Session;
-use crate::graphql::{complete_errors, with_request_data};
+use crate::graphql::{complete_errors, metrics, with_request_data};
 use crate::limits::ClientIp;
 
 /// Where GraphiQL's page loads its scripts and styles from.
@@ -81,14 +82,16 @@ pub async fn execute(
         }
     };
     let session = Arc::new(Session::new(bearer_token(&headers)));
-    let with_data = |request| with_request_data(request, &state.app, session.clone()).data(client);
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(with_data(request)),
+    let run = |request| {
+        let request = with_request_data(request, &state.app, session.clone()).data(client);
+        metrics::execute(&state.schema, &state.app.metrics, request)
+    };
+    let mut response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
         BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(with_data).collect())
+            BatchResponse::Batch(join_all(requests.into_iter().map(run)).await)
         }
     };
-    let mut response = state.schema.execute_batch(batch).await;
     let request_id = headers
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())

@@ -22,7 +22,7 @@ use crate::auth::AuthUser;
 use crate::calls;
 use crate::error::ErrorCode;
 use crate::graphql::context::{Session, log_as};
-use crate::graphql::{complete_errors, with_request_data};
+use crate::graphql::{complete_errors, metrics, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
 use crate::realtime::bus::{Event, Topic};
 use crate::realtime::presence::Connection;
@@ -403,9 +403,8 @@ async fn run(
                         if is_subscription(&mut request) {
                             subscriptions.insert(id.clone());
                         }
-                        let responses = state
-                            .schema
-                            .execute_stream(request)
+                        let figures = &state.app.metrics;
+                        let responses = metrics::execute_stream(&state.schema, figures, request)
                             .map(|r| Outgoing::Response(Box::new(r)))
                             .chain(stream::once(async { Outgoing::Done }));
                         operations.insert(id, responses.boxed());
