@@ -132,13 +132,14 @@ impl Shared {
     /// Of the `changed` channels, those to subscribe to and those to leave.
     fn changes(
         &self,
-        changed: HashSet<String>,
+        changed: &HashSet<String>,
         subscribed: &HashSet<String>,
     ) -> (Vec<String>, Vec<String>) {
         let channels = self.channels();
         changed
-            .into_iter()
-            .filter(|name| channels.contains_key(name) != subscribed.contains(name))
+            .iter()
+            .filter(|name| channels.contains_key(*name) != subscribed.contains(*name))
+            .cloned()
             .partition(|name| channels.contains_key(name))
     }
 
@@ -385,17 +386,13 @@ async fn serve_connection(
                     changed.insert(name);
                 }
                 let Some(bus) = shared.upgrade() else { return Ended::Closed };
-                let (add, remove) = bus.changes(changed, &subscribed);
+                let (add, remove) = bus.changes(&changed, &subscribed);
                 drop(bus);
                 if !add.is_empty() {
                     if let Err(error) = sink.subscribe(&add).await {
                         return Ended::Lost(error);
                     }
-                    subscribed.extend(add.iter().cloned());
-                    match shared.upgrade() {
-                        Some(bus) => bus.set_confirmed(&add),
-                        None => return Ended::Closed,
-                    }
+                    subscribed.extend(add);
                 }
                 if !remove.is_empty() {
                     if let Err(error) = sink.unsubscribe(&remove).await {
@@ -404,6 +401,13 @@ async fn serve_connection(
                     for name in &remove {
                         subscribed.remove(name);
                     }
+                }
+                // A channel released and taken again before this loop saw either change is
+                // still subscribed, but its new entry starts unconfirmed: confirm it too, or
+                // its hold would wait for CONFIRM_WAIT.
+                match shared.upgrade() {
+                    Some(bus) => bus.set_confirmed(changed.iter().filter(|n| subscribed.contains(*n))),
+                    None => return Ended::Closed,
                 }
             }
         }
@@ -415,4 +419,36 @@ fn lost() -> redis::RedisError {
         std::io::ErrorKind::ConnectionReset,
         "the pub/sub connection closed",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket replaced at once releases its user's channel and takes it again before the
+    /// subscriber task has seen either change. The channel stays subscribed in Redis; the new
+    /// hold must be confirmed at once rather than after CONFIRM_WAIT, and must receive events.
+    #[tokio::test]
+    #[ignore = "needs Redis"]
+    async fn a_channel_released_and_taken_again_at_once_is_confirmed_at_once() {
+        let url = std::env::var("MEDILINK_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("medilink-test-{}", uuid::Uuid::new_v4().simple());
+        let (bus, _) = RedisBus::connect(&url, &prefix, Box::new(|_| {}))
+            .await
+            .expect("Redis answers");
+        let topic = Topic::User(uuid::Uuid::new_v4());
+        let first = bus.hold(topic.clone()).await;
+        // No await between the two: on this single-threaded runtime the subscriber task cannot
+        // run in between.
+        drop(first);
+        let second = bus.hold(topic.clone());
+        let _held = tokio::time::timeout(CONFIRM_WAIT / 2, second)
+            .await
+            .expect("the hold was confirmed without waiting for CONFIRM_WAIT");
+        let mut events = bus.subscribe(topic.clone());
+        bus.publish(topic, Event::Kick);
+        let received = tokio::time::timeout(CONFIRM_WAIT / 2, events.next()).await;
+        assert!(matches!(received, Ok(Some(Event::Kick))));
+    }
 }
