@@ -865,3 +865,135 @@ async fn an_answered_call_lets_its_two_people_message_each_other() {
     let after = app.ok(SEND, reply, Some(&doctor.access)).await;
     assert_eq!(after["sendMessage"]["body"], "Follow-up");
 }
+
+/// Every field of a signal, with aliases; as a plain document the socket serves it without the
+/// executor.
+const SIGNALS_PLAIN: &str = "subscription($id: ID!) { relayed: signals(callId: $id) { __typename callId sender: from kind sdp \
+     candidate { __typename candidate sdpMid index: sdpMLineIndex usernameFragment } audioEnabled videoEnabled at } }";
+/// The same selection inside an inline fragment, which only the executor serves.
+const SIGNALS_EXECUTED: &str = "subscription($id: ID!) { relayed: signals(callId: $id) { ... on Signal { __typename callId sender: from kind sdp \
+     candidate { __typename candidate sdpMid index: sdpMLineIndex usernameFragment } audioEnabled videoEnabled at } } }";
+/// `sendSignal` with a directive, which only the executor serves.
+const SEND_SIGNAL_EXECUTED: &str =
+    "mutation($input: SendSignalInput!) { sendSignal(input: $input) @include(if: true) }";
+
+/// `sendSignal` and `signals` in their plainest form skip async-graphql's executor on the
+/// socket; what they answer, results and errors alike, must be what the executor answers.
+#[tokio::test]
+async fn plain_signal_operations_answer_exactly_as_the_executor_does() {
+    let app = spawn_app_with(|config| config.ring_timeout_secs = 60).await;
+    let admin = app.admin().await;
+    let (_, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "DIRECT-1").await;
+    let patient = app.register_patient().await;
+    let call_id = answered_call(&app, &mut doctor_ws, &doctor_id, &patient, true).await;
+    doctor_ws
+        .subscribe("plain", SIGNALS_PLAIN, json!({ "id": call_id }))
+        .await;
+    doctor_ws
+        .subscribe("executed", SIGNALS_EXECUTED, json!({ "id": call_id }))
+        .await;
+    doctor_ws.sync().await;
+    let mut patient_ws = app.ws_client(&patient.access).await;
+
+    let good = [
+        json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": {
+            "candidate": "candidate:1 1 udp 2122260223 10.0.0.1 49152 typ host",
+            "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd" } }),
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": { "candidate": "candidate:2" } }),
+        json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false }),
+    ];
+    for (n, input) in good.iter().enumerate() {
+        for query in [SEND_SIGNAL, SEND_SIGNAL_EXECUTED] {
+            let sent = signal_with(&mut patient_ws, &format!("s{n}"), query, input).await;
+            assert_eq!(sent, json!({ "data": { "sendSignal": true } }));
+            let plain = doctor_ws.next_data("plain").await;
+            let executed = doctor_ws.next_data("executed").await;
+            assert_eq!(plain, executed);
+            assert_eq!(plain["relayed"]["kind"], input["kind"]);
+            assert_eq!(plain["relayed"]["sender"], patient.id.as_str());
+        }
+    }
+
+    let stranger = app.register_patient().await;
+    let mut stranger_ws = app.ws_client(&stranger.access).await;
+    let bad = [
+        json!({ "callId": "nope", "kind": "OFFER", "sdp": "v=0" }),
+        json!({ "callId": call_id, "kind": "OFFER" }),
+        json!({ "callId": call_id, "kind": "MEDIA_STATE" }),
+        json!({ "callId": call_id, "kind": "OFFER", "sdp": "x".repeat(70 * 1024) }),
+        json!({ "callId": call_id, "kind": "OFFER", "sdp": "nul\u{0}" }),
+        json!({ "callId": call_id, "kind": "SHOUT", "sdp": "v=0" }),
+        json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0", "extra": 1 }),
+        json!({ "callId": 7, "kind": "OFFER", "sdp": "v=0" }),
+    ];
+    for (n, input) in bad.iter().enumerate() {
+        let plain = signal_with(&mut patient_ws, &format!("b{n}"), SEND_SIGNAL, input).await;
+        let executed = signal_with(
+            &mut patient_ws,
+            &format!("e{n}"),
+            SEND_SIGNAL_EXECUTED,
+            input,
+        )
+        .await;
+        assert_ne!(
+            plain["data"]["sendSignal"], true,
+            "refused: {input} {plain} {executed}"
+        );
+        assert_eq!(plain, executed, "input {input}");
+    }
+    let stranger_plain = signal_with(&mut stranger_ws, "sp", SEND_SIGNAL, &good[0]).await;
+    let stranger_executed =
+        signal_with(&mut stranger_ws, "se", SEND_SIGNAL_EXECUTED, &good[0]).await;
+    assert_eq!(
+        error_code(&stranger_plain),
+        Some("FORBIDDEN"),
+        "{stranger_plain}"
+    );
+    assert_eq!(stranger_plain, stranger_executed);
+
+    // A subscription refused at its start answers with the same message on both paths.
+    for (n, id) in [
+        json!("nope"),
+        json!(uuid::Uuid::now_v7().to_string()),
+        json!(call_id),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let socket = if n == 2 {
+            &mut stranger_ws
+        } else {
+            &mut patient_ws
+        };
+        socket
+            .subscribe(&format!("rp{n}"), SIGNALS_PLAIN, json!({ "id": id }))
+            .await;
+        socket
+            .subscribe(&format!("re{n}"), SIGNALS_EXECUTED, json!({ "id": id }))
+            .await;
+        let plain = socket.message_for(&format!("rp{n}")).await;
+        let executed = socket.message_for(&format!("re{n}")).await;
+        assert!(plain["payload"].get("errors").is_some(), "{plain}");
+        assert_eq!(
+            (&plain["type"], &plain["payload"]),
+            (&executed["type"], &executed["payload"])
+        );
+    }
+
+    // Both subscriptions end with the call.
+    patient_ws
+        .execute(
+            "end",
+            "mutation($id: ID!) { endCall(callId: $id) { status } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    for id in ["plain", "executed"] {
+        assert_eq!(doctor_ws.message_for(id).await["type"], "complete");
+    }
+}
+
+async fn signal_with(socket: &mut WsClient, id: &str, query: &str, input: &Value) -> Value {
+    socket.execute(id, query, json!({ "input": input })).await
+}

@@ -1,10 +1,11 @@
-//! Counts every GraphQL operation, over HTTP and WebSocket alike, by operation name and outcome,
-//! with the latency of queries and mutations, and keeps the count of running subscriptions.
+//! Every GraphQL operation, over HTTP and WebSocket alike, runs through [`execute`] or
+//! [`execute_stream`] here: a request holding the NUL character is refused before it runs, and
+//! each operation is counted by name and outcome, with the latency of queries and mutations and
+//! the count of running subscriptions.
 //!
-//! Both transports execute through [`execute`] or [`execute_stream`] here. This is not a schema
-//! extension on purpose: with any extension installed, async-graphql sends every resolved field
-//! through the extension chain (a boxed future per field); even a no-op extension made an
-//! introspection query 39 to 63 % slower when measured.
+//! This is not a schema extension on purpose: with any extension installed, async-graphql sends
+//! every resolved field through the extension chain (a boxed future per field); even a no-op
+//! extension made an introspection query 39 to 63 % slower when measured.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,19 +13,25 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
-use async_graphql::{Request, Response, Value};
-use futures_util::stream::BoxStream;
+use async_graphql::{Request, Response, Value, Variables};
+use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 
-use super::AppSchema;
+use super::direct::Direct;
+use super::{AppSchema, nul};
+use crate::auth::AuthUser;
 use crate::error::ErrorCode;
 use crate::metrics::{self, Held, Metrics};
+use crate::state::AppState;
 
 /// Runs a query or mutation that came over HTTP, and records it.
 pub async fn execute(schema: &AppSchema, metrics: &Metrics, mut request: Request) -> Response {
     let (operation, _) = inspect(metrics, &mut request);
     let started = Instant::now();
-    let response = schema.execute(request).await;
+    let response = match nul::refusal(&mut request) {
+        Some(refused) => refused,
+        None => schema.execute(request).await,
+    };
     metrics.graphql_request(operation, outcome(&response), Some(started.elapsed()));
     response
 }
@@ -38,15 +45,30 @@ pub fn execute_stream(
 ) -> impl Stream<Item = Response> + Send + 'static {
     let (operation, kind) = inspect(metrics, &mut request);
     let subscription = kind == Some(OperationType::Subscription);
-    Tracked {
-        started: Instant::now(),
-        inner: schema.execute_stream(request),
-        running: subscription.then(|| metrics.subscription_started()),
-        metrics: metrics.clone(),
-        operation: Some(operation),
-        subscription,
-        ended: false,
-    }
+    let inner = match nul::refusal(&mut request) {
+        Some(refused) => stream::once(async { refused }).boxed(),
+        None => schema.execute_stream(request),
+    };
+    Tracked::new(metrics, operation, subscription, inner)
+}
+
+/// An operation the socket serves itself (see [`super::direct`]), refused and recorded as the
+/// executor's are; `None` when its variables do not coerce, for the executor to report why.
+pub fn execute_direct(
+    direct: Arc<Direct>,
+    state: &AppState,
+    viewer: AuthUser,
+    variables: &Variables,
+) -> Option<impl Stream<Item = Response> + Send + 'static> {
+    let inner = if nul::variables_have_nul(variables) {
+        stream::once(async { nul::refused() }).boxed()
+    } else {
+        let bound = direct.bind(variables)?;
+        direct.clone().run(state.clone(), viewer, bound)
+    };
+    let operation = state.metrics.operation(direct.operation.as_deref());
+    let subscription = direct.kind == OperationType::Subscription;
+    Some(Tracked::new(&state.metrics, operation, subscription, inner))
 }
 
 /// The `operation` label of the request and the type of the operation it will run, from its
@@ -114,6 +136,23 @@ struct Tracked {
 }
 
 impl Tracked {
+    fn new(
+        metrics: &Arc<Metrics>,
+        operation: Arc<str>,
+        subscription: bool,
+        inner: BoxStream<'static, Response>,
+    ) -> Self {
+        Self {
+            started: Instant::now(),
+            inner,
+            running: subscription.then(|| metrics.subscription_started()),
+            metrics: metrics.clone(),
+            operation: Some(operation),
+            subscription,
+            ended: false,
+        }
+    }
+
     /// Records the operation once; queries and mutations that answered give their latency.
     fn record(&mut self, response: Option<&Response>) {
         let Some(operation) = self.operation.take() else {

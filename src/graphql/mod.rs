@@ -2,9 +2,10 @@
 
 pub mod connection;
 pub mod context;
+pub mod direct;
 pub mod documents;
+pub mod execution;
 pub mod loaders;
-pub mod metrics;
 mod nul;
 pub mod scalars;
 
@@ -89,7 +90,6 @@ fn builder(config: &Config) -> async_graphql::SchemaBuilder<Query, Mutation, Sub
     )
     .limit_depth(config.query_depth_limit)
     .limit_complexity(config.query_complexity_limit)
-    .extension(nul::RefuseNul::default())
 }
 
 /// Gives every error of `response` an `extensions.code` (and INTERNAL ones the request id).

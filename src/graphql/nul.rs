@@ -3,52 +3,32 @@
 //! login email, a chat body), and no field of this API has a use for it. One check per
 //! request, over its variables and the literals of its document, before anything runs.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, ServerError, ServerResult, Variables};
+use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, Variables};
 use async_graphql_value::{ConstValue, Value};
 
 use crate::error::ErrorCode;
 
-/// The extension that refuses such requests with BAD_USER_INPUT.
-pub struct RefuseNul(Arc<Check>);
-
-impl Default for RefuseNul {
-    fn default() -> Self {
-        Self(Arc::new(Check))
+/// The BAD_USER_INPUT response for a request with NUL in its variables or in the literals of
+/// its document; `None` for any other request, a document that does not parse included (its
+/// execution reports that).
+pub fn refusal(request: &mut Request) -> Option<Response> {
+    if variables_have_nul(&request.variables) {
+        return Some(refused());
     }
+    document_has_nul(request.parsed_query().ok()?).then(refused)
 }
 
-impl ExtensionFactory for RefuseNul {
-    fn create(&self) -> Arc<dyn Extension> {
-        self.0.clone()
-    }
+pub fn variables_have_nul(variables: &Variables) -> bool {
+    variables.values().any(const_has_nul)
 }
 
-struct Check;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for Check {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if variables.values().any(const_has_nul) || document_has_nul(&document) {
-            let mut extensions = ErrorExtensionValues::default();
-            extensions.set("code", ErrorCode::BadUserInput.as_str());
-            let mut error =
-                ServerError::new("text may not contain the NUL character (U+0000)", None);
-            error.extensions = Some(extensions);
-            return Err(error);
-        }
-        Ok(document)
-    }
+pub fn refused() -> Response {
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", ErrorCode::BadUserInput.as_str());
+    let mut error = ServerError::new("text may not contain the NUL character (U+0000)", None);
+    error.extensions = Some(extensions);
+    Response::from_errors(vec![error])
 }
 
 fn document_has_nul(document: &ExecutableDocument) -> bool {

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::{HttpState, REQUEST_ID};
 use crate::error::ErrorCode;
 use crate::graphql::context::Session;
-use crate::graphql::{complete_errors, metrics, with_request_data};
+use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::ClientIp;
 
 /// Where GraphiQL's page loads its scripts and styles from.
@@ -84,7 +84,7 @@ pub async fn execute(
     let session = Arc::new(Session::new(bearer_token(&headers)));
     let run = |request| {
         let request = with_request_data(request, &state.app, session.clone()).data(client);
-        metrics::execute(&state.schema, &state.app.metrics, request)
+        execution::execute(&state.schema, &state.app.metrics, request)
     };
     let mut response = match batch {
         BatchRequest::Single(request) => BatchResponse::Single(run(request).await),

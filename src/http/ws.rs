@@ -22,7 +22,7 @@ use crate::auth::AuthUser;
 use crate::calls;
 use crate::error::ErrorCode;
 use crate::graphql::context::{Session, log_as};
-use crate::graphql::{complete_errors, metrics, with_request_data};
+use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
 use crate::realtime::bus::{Event, Topic};
 use crate::realtime::presence::Connection;
@@ -398,13 +398,25 @@ async fn run(
                         if operations.contains_key(&id) {
                             return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                         }
-                        let mut request = with_request_data(*payload, &state.app, session.clone()).data(client);
-                        state.documents.prepare(&mut request);
-                        if is_subscription(&mut request) {
+                        let mut request = *payload;
+                        let direct = state.documents.prepare(&mut request).and_then(|direct| {
+                            let kind = direct.kind;
+                            execution::execute_direct(direct, &state.app, user, &request.variables)
+                                .map(|responses| (kind, responses.boxed()))
+                        });
+                        let (kind, responses) = match direct {
+                            Some((kind, responses)) => (Some(kind), responses),
+                            None => {
+                                let mut request = with_request_data(request, &state.app, session.clone()).data(client);
+                                let kind = operation_type(&mut request);
+                                let figures = &state.app.metrics;
+                                (kind, execution::execute_stream(&state.schema, figures, request).boxed())
+                            }
+                        };
+                        if kind == Some(OperationType::Subscription) {
                             subscriptions.insert(id.clone());
                         }
-                        let figures = &state.app.metrics;
-                        let responses = metrics::execute_stream(&state.schema, figures, request)
+                        let responses = responses
                             .map(|r| Outgoing::Response(Box::new(r)))
                             .chain(stream::once(async { Outgoing::Done }));
                         operations.insert(id, responses.boxed());
@@ -419,17 +431,15 @@ async fn run(
     }
 }
 
-/// Whether the operation the request runs is a subscription (false if it does not parse: it
-/// fails at once).
-fn is_subscription(request: &mut Request) -> bool {
+/// The type of the operation the request runs (`None` if it does not parse: it fails at once).
+fn operation_type(request: &mut Request) -> Option<OperationType> {
     let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return false;
-    };
-    document.operations.iter().any(|(operation, definition)| {
-        definition.node.ty == OperationType::Subscription
-            && (name.is_none() || operation.map(|n| n.as_str()) == name.as_deref())
-    })
+    let document = request.parsed_query().ok()?;
+    document
+        .operations
+        .iter()
+        .find(|(operation, _)| name.is_none() || operation.map(|n| n.as_str()) == name.as_deref())
+        .map(|(_, definition)| definition.node.ty)
 }
 
 /// A failure before execution (parse, validation, or a subscription refused at its start)

@@ -1,0 +1,391 @@
+//! The operations a call repeats many times a second, `sendSignal` and the events of the
+//! `signals` subscription, served on the WebSocket without async-graphql's executor.
+//!
+//! Validating and executing a whole document per ICE candidate cost several times what relaying
+//! the candidate does. A document qualifies only in its plainest form (one operation, one field,
+//! variables of exactly the argument's type, no fragments or directives), which passes
+//! validation by construction; its input is coerced by the type's own `InputType::parse`, and an
+//! input that does not coerce goes to the executor for its usual error. Results and errors have
+//! the executor's shape, which the tests compare on both paths.
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{
+    BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType,
+    Selection, SelectionSet, Type,
+};
+use async_graphql::resolver_utils::enum_value;
+use async_graphql::{
+    Error, InputType, Name, PathSegment, Pos, Positioned, Response, ScalarType, Value, Variables,
+};
+use async_graphql_value::Value as AstValue;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+
+use crate::auth::AuthUser;
+use crate::calls::model::{IceCandidate, SendSignalInput, Signal};
+use crate::calls::service;
+use crate::error::AppError;
+use crate::graphql::parse_id;
+use crate::state::AppState;
+
+/// A document the WebSocket can serve itself.
+pub struct Direct {
+    /// The operation's name, for metrics and operation selection.
+    pub operation: Option<Name>,
+    pub kind: OperationType,
+    /// The field's response key (its alias or name) and position.
+    key: Name,
+    pos: Pos,
+    field: DirectField,
+}
+
+enum DirectField {
+    /// `sendSignal(input: $variable)`.
+    SendSignal { input: Name },
+    /// `signals(callId: ...) { selection }`.
+    Signals {
+        call_id: Argument,
+        selection: Vec<(Name, SignalField)>,
+    },
+}
+
+enum Argument {
+    Variable(Name),
+    Literal(String),
+}
+
+enum SignalField {
+    Typename,
+    CallId,
+    From,
+    Kind,
+    Sdp,
+    Candidate(Vec<(Name, CandidateField)>),
+    AudioEnabled,
+    VideoEnabled,
+    At,
+}
+
+enum CandidateField {
+    Typename,
+    Candidate,
+    SdpMid,
+    SdpMLineIndex,
+    UsernameFragment,
+}
+
+impl Direct {
+    /// The direct form of `document`, if it has one.
+    pub fn recognise(document: &ExecutableDocument) -> Option<Self> {
+        if !document.fragments.is_empty() {
+            return None;
+        }
+        let (operation, definition) = match &document.operations {
+            DocumentOperations::Single(definition) => (None, &definition.node),
+            DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+                let (name, definition) = operations.iter().next()?;
+                (Some(name.clone()), &definition.node)
+            }
+            DocumentOperations::Multiple(_) => return None,
+        };
+        if !definition.directives.is_empty() {
+            return None;
+        }
+        let (field, pos) = only_field(&definition.selection_set.node)?;
+        let direct = match (definition.ty, field.name.node.as_str()) {
+            (OperationType::Mutation, "sendSignal") => {
+                if !field.selection_set.node.items.is_empty() {
+                    return None;
+                }
+                let [(name, value)] = field.arguments.as_slice() else {
+                    return None;
+                };
+                let AstValue::Variable(input) = &value.node else {
+                    return None;
+                };
+                (name.node == "input" && only_variable(definition, input, "SendSignalInput")).then(
+                    || DirectField::SendSignal {
+                        input: input.clone(),
+                    },
+                )?
+            }
+            (OperationType::Subscription, "signals") => {
+                let [(name, value)] = field.arguments.as_slice() else {
+                    return None;
+                };
+                if name.node != "callId" {
+                    return None;
+                }
+                let call_id = match &value.node {
+                    AstValue::Variable(variable) if only_variable(definition, variable, "ID") => {
+                        Argument::Variable(variable.clone())
+                    }
+                    AstValue::String(id)
+                        if definition.variable_definitions.is_empty() && !id.contains('\0') =>
+                    {
+                        Argument::Literal(id.clone())
+                    }
+                    _ => return None,
+                };
+                DirectField::Signals {
+                    call_id,
+                    selection: signal_selection(&field.selection_set.node)?,
+                }
+            }
+            _ => return None,
+        };
+        Some(Self {
+            operation,
+            kind: definition.ty,
+            key: field.response_key().node.clone(),
+            pos,
+            field: direct,
+        })
+    }
+
+    /// Whether a request naming `operation_name` runs this operation (the executor reports a
+    /// name that is not the document's).
+    pub fn is_selected_by(&self, operation_name: Option<&str>) -> bool {
+        operation_name.is_none_or(|name| self.operation.as_deref() == Some(name))
+    }
+
+    /// The input this operation runs with, or `None` when `variables` do not coerce (the
+    /// executor then reports why).
+    pub fn bind(&self, variables: &Variables) -> Option<Bound> {
+        match &self.field {
+            DirectField::SendSignal { input } => {
+                let value = variables.get(input)?;
+                if !has_only_known_fields(value) {
+                    return None;
+                }
+                SendSignalInput::parse(Some(value.clone()))
+                    .ok()
+                    .map(Bound::SendSignal)
+            }
+            DirectField::Signals { call_id, .. } => {
+                let id = match call_id {
+                    Argument::Literal(id) => id.clone(),
+                    Argument::Variable(name) => match variables.get(name)? {
+                        Value::String(id) => id.clone(),
+                        _ => return None,
+                    },
+                };
+                Some(Bound::Signals(id))
+            }
+        }
+    }
+
+    /// Runs the operation for `viewer`: one response for `sendSignal`, one per signal for
+    /// `signals`.
+    pub fn run(
+        self: std::sync::Arc<Self>,
+        state: AppState,
+        viewer: AuthUser,
+        bound: Bound,
+    ) -> BoxStream<'static, Response> {
+        match bound {
+            Bound::SendSignal(input) => stream::once(async move {
+                match service::send_signal(&state, viewer, input).await {
+                    Ok(sent) => self.data(Value::Boolean(sent)),
+                    Err(error) => self.error(error),
+                }
+            })
+            .boxed(),
+            Bound::Signals(id) => stream::once(async move {
+                let call_id = match parse_id(&async_graphql::ID(id), "callId") {
+                    Ok(call_id) => call_id,
+                    Err(error) => return stream::once(async move { self.error(error) }).boxed(),
+                };
+                match service::signals(&state, viewer, call_id).await {
+                    Ok(signals) => signals
+                        .map(move |signal| self.data(self.render(&signal)))
+                        .boxed(),
+                    Err(error) => stream::once(async move { self.error(error) }).boxed(),
+                }
+            })
+            .flatten()
+            .boxed(),
+        }
+    }
+
+    fn data(&self, value: Value) -> Response {
+        Response::new(Value::Object(IndexMap::from([(self.key.clone(), value)])))
+    }
+
+    fn error(&self, error: AppError) -> Response {
+        let error = Error::from(error)
+            .into_server_error(self.pos)
+            .with_path(vec![PathSegment::Field(self.key.to_string())]);
+        Response::from_errors(vec![error])
+    }
+
+    fn render(&self, signal: &Signal) -> Value {
+        let DirectField::Signals { selection, .. } = &self.field else {
+            return Value::Null;
+        };
+        let fields = selection.iter().map(|(key, field)| {
+            let value = match field {
+                SignalField::Typename => Value::String("Signal".into()),
+                SignalField::CallId => Value::String(signal.call_id.to_string()),
+                SignalField::From => Value::String(signal.from.to_string()),
+                SignalField::Kind => enum_value(signal.kind),
+                SignalField::Sdp => signal.sdp.clone().map_or(Value::Null, Value::String),
+                SignalField::Candidate(fields) => signal
+                    .candidate
+                    .as_ref()
+                    .map_or(Value::Null, |c| render_candidate(c, fields)),
+                SignalField::AudioEnabled => {
+                    signal.audio_enabled.map_or(Value::Null, Value::Boolean)
+                }
+                SignalField::VideoEnabled => {
+                    signal.video_enabled.map_or(Value::Null, Value::Boolean)
+                }
+                SignalField::At => ScalarType::to_value(&signal.at),
+            };
+            (key.clone(), value)
+        });
+        Value::Object(fields.collect())
+    }
+}
+
+/// A direct operation's coerced input.
+pub enum Bound {
+    SendSignal(SendSignalInput),
+    Signals(String),
+}
+
+fn render_candidate(candidate: &IceCandidate, fields: &[(Name, CandidateField)]) -> Value {
+    let fields = fields.iter().map(|(key, field)| {
+        let value = match field {
+            CandidateField::Typename => Value::String("IceCandidate".into()),
+            CandidateField::Candidate => Value::String(candidate.candidate.clone()),
+            CandidateField::SdpMid => candidate.sdp_mid.clone().map_or(Value::Null, Value::String),
+            CandidateField::SdpMLineIndex => {
+                candidate.sdp_m_line_index.map_or(Value::Null, Value::from)
+            }
+            CandidateField::UsernameFragment => candidate
+                .username_fragment
+                .clone()
+                .map_or(Value::Null, Value::String),
+        };
+        (key.clone(), value)
+    });
+    Value::Object(fields.collect())
+}
+
+/// The fields of `SendSignalInput` and `IceCandidateInput`. `InputType::parse` ignores unknown
+/// fields where the executor refuses them, so an input with any other field goes to the
+/// executor (a field added to these types later only makes such inputs take the slow path).
+const SEND_SIGNAL_FIELDS: &[&str] = &[
+    "callId",
+    "kind",
+    "sdp",
+    "candidate",
+    "audioEnabled",
+    "videoEnabled",
+];
+const CANDIDATE_FIELDS: &[&str] = &["candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"];
+
+fn has_only_known_fields(input: &Value) -> bool {
+    let Value::Object(fields) = input else {
+        return true;
+    };
+    fields.iter().all(|(name, value)| {
+        SEND_SIGNAL_FIELDS.contains(&name.as_str())
+            && (name != "candidate" || has_only(value, CANDIDATE_FIELDS))
+    })
+}
+
+fn has_only(input: &Value, known: &[&str]) -> bool {
+    match input {
+        Value::Object(fields) => fields.keys().all(|name| known.contains(&name.as_str())),
+        _ => true,
+    }
+}
+
+/// The one field of a selection set, with its position (its alias's, if it has one).
+fn only_field(set: &SelectionSet) -> Option<(&Field, Pos)> {
+    let [item] = set.items.as_slice() else {
+        return None;
+    };
+    Some((plain_field(item)?, item.pos))
+}
+
+/// A field without directives, or `None` for anything else (fragments included).
+fn plain_field(item: &Positioned<Selection>) -> Option<&Field> {
+    match &item.node {
+        Selection::Field(field) if field.node.directives.is_empty() => Some(&field.node),
+        _ => None,
+    }
+}
+
+/// Whether the operation declares exactly one variable, `variable`, of type `type_name!`, with
+/// no default and no directives.
+fn only_variable(definition: &OperationDefinition, variable: &Name, type_name: &str) -> bool {
+    let [declared] = definition.variable_definitions.as_slice() else {
+        return false;
+    };
+    let declared = &declared.node;
+    declared.name.node == *variable
+        && declared.default_value.is_none()
+        && declared.directives.is_empty()
+        && matches!(
+            &declared.var_type.node,
+            Type { base: BaseType::Named(name), nullable: false } if name == type_name
+        )
+}
+
+/// Response keys must be distinct: merging repeated ones is the executor's business.
+fn distinct_keys<T>(fields: &[(Name, T)]) -> bool {
+    fields
+        .iter()
+        .enumerate()
+        .all(|(i, (key, _))| fields[..i].iter().all(|(other, _)| other != key))
+}
+
+fn signal_selection(set: &SelectionSet) -> Option<Vec<(Name, SignalField)>> {
+    let mut selection = Vec::with_capacity(set.items.len());
+    for item in &set.items {
+        let field = plain_field(item)?;
+        if !field.arguments.is_empty() {
+            return None;
+        }
+        let leaf = field.selection_set.node.items.is_empty();
+        let signal_field = match (field.name.node.as_str(), leaf) {
+            ("__typename", true) => SignalField::Typename,
+            ("callId", true) => SignalField::CallId,
+            ("from", true) => SignalField::From,
+            ("kind", true) => SignalField::Kind,
+            ("sdp", true) => SignalField::Sdp,
+            ("candidate", false) => {
+                SignalField::Candidate(candidate_selection(&field.selection_set.node)?)
+            }
+            ("audioEnabled", true) => SignalField::AudioEnabled,
+            ("videoEnabled", true) => SignalField::VideoEnabled,
+            ("at", true) => SignalField::At,
+            _ => return None,
+        };
+        selection.push((field.response_key().node.clone(), signal_field));
+    }
+    (!selection.is_empty() && distinct_keys(&selection)).then_some(selection)
+}
+
+fn candidate_selection(set: &SelectionSet) -> Option<Vec<(Name, CandidateField)>> {
+    let mut selection = Vec::with_capacity(set.items.len());
+    for item in &set.items {
+        let field = plain_field(item)?;
+        if !field.arguments.is_empty() || !field.selection_set.node.items.is_empty() {
+            return None;
+        }
+        let candidate_field = match field.name.node.as_str() {
+            "__typename" => CandidateField::Typename,
+            "candidate" => CandidateField::Candidate,
+            "sdpMid" => CandidateField::SdpMid,
+            "sdpMLineIndex" => CandidateField::SdpMLineIndex,
+            "usernameFragment" => CandidateField::UsernameFragment,
+            _ => return None,
+        };
+        selection.push((field.response_key().node.clone(), candidate_field));
+    }
+    (!selection.is_empty() && distinct_keys(&selection)).then_some(selection)
+}
