@@ -215,6 +215,14 @@ async fn readiness_follows_redis_and_subscriptions_come_back_after_an_outage() {
     let body = wait_for_readiness(&a, 503).await;
     assert_eq!(body["redis"], "disconnected");
     wait_for_readiness(&b, 503).await;
+    // A socket that cannot be recorded in the shared presence is told to try again later, a
+    // code the graphql-ws client retries (it gives up after 1011).
+    let late = a.register_patient().await;
+    let mut refused = a.ws_raw().await;
+    refused
+        .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", late.access) } }))
+        .await;
+    assert_eq!(refused.closed().await, 1013);
 
     gate.send_replace(true);
     wait_for_readiness(&a, 200).await;

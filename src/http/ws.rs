@@ -211,7 +211,7 @@ async fn connection(
         Ok(connection) => connection,
         Err(error) => {
             tracing::warn!(error = %error.0, "cannot record a connection in presence");
-            return close_with(socket, close::INTERNAL, "Presence unavailable").await;
+            return close_with(socket, close::TRY_AGAIN_LATER, "Presence unavailable").await;
         }
     };
     // Kicks from other instances come through the user's topic. Before the ack, this instance

@@ -16,8 +16,9 @@ pub mod close {
     pub const TOO_MANY_INITS: u16 = 4429;
     /// The peer stopped answering pings, or the server is stopping; clients reconnect.
     pub const GOING_AWAY: u16 = 1001;
-    /// The server cannot serve the socket now (presence store unreachable); clients retry.
-    pub const INTERNAL: u16 = 1011;
+    /// The server cannot serve the socket now (presence store unreachable). "Try Again Later":
+    /// the `graphql-ws` client retries it, where it gives up after 1011.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 #[derive(Debug, Deserialize)]
