@@ -997,3 +997,46 @@ async fn plain_signal_operations_answer_exactly_as_the_executor_does() {
 async fn signal_with(socket: &mut WsClient, id: &str, query: &str, input: &Value) -> Value {
     socket.execute(id, query, json!({ "input": input })).await
 }
+
+#[tokio::test]
+async fn a_status_subscription_naming_doctors_hears_only_about_them() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (watched, watched_id) = app
+        .approved_doctor(&admin, "Dr Watched", profile_input("WATCH-1"))
+        .await;
+    let (other, _) = app
+        .approved_doctor(&admin, "Dr Other", profile_input("WATCH-2"))
+        .await;
+    let patient = app.register_patient().await;
+    let mut watching = app.ws_client(&patient.access).await;
+    let query = "subscription($ids: [ID!]) { doctorStatusChanged(doctorIds: $ids) { doctor { id } status } }";
+    watching
+        .subscribe("status", query, json!({ "ids": [watched_id] }))
+        .await;
+    watching.sync().await;
+
+    let online = "mutation { setDoctorStatus(status: ONLINE) }";
+    let mut other_ws = app.ws_client(&other.access).await;
+    other_ws.execute("online", online, json!({})).await;
+    let mut watched_ws = app.ws_client(&watched.access).await;
+    watched_ws.execute("online", online, json!({})).await;
+    assert_eq!(
+        watching.next_data("status").await["doctorStatusChanged"],
+        json!({ "doctor": { "id": watched_id }, "status": "ONLINE" }),
+        "the other doctor's change, sent first, never arrives"
+    );
+
+    let too_many: Vec<String> = (0..101).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    for (n, ids) in [json!(too_many), json!(["nope"])].into_iter().enumerate() {
+        let id = format!("bad{n}");
+        watching.subscribe(&id, query, json!({ "ids": ids })).await;
+        let refused = watching.message_for(&id).await;
+        let error = &refused["payload"]["errors"][0]["extensions"];
+        assert_eq!(
+            (&error["code"], &error["field"]),
+            (&json!("BAD_USER_INPUT"), &json!("doctorIds")),
+            "{refused}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use super::model::{
     Call, CallEndReason, CallEvent, CallEventKind, CallStatus, IceCandidate, SendSignalInput,
@@ -19,7 +20,6 @@ use crate::graphql::context::{state, viewer};
 use crate::graphql::loaders::{DoctorLoader, UserLoader, loader, prefetch};
 use crate::graphql::parse_id;
 use crate::pagination::PageArgs;
-use crate::realtime::bus::{Event, Topic};
 use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent};
 use crate::users::model::User;
 
@@ -127,22 +127,23 @@ pub struct CallsSubscription;
 
 #[Subscription]
 impl CallsSubscription {
-    /// Doctors going ONLINE, BUSY or OFFLINE (signed-in users).
+    /// Doctors going ONLINE, BUSY or OFFLINE (signed-in users). With `doctorIds` (at most
+    /// 100), only those doctors' changes: what a page showing a few doctors needs.
     async fn doctor_status_changed(
         &self,
         ctx: &Context<'_>,
+        doctor_ids: Option<Vec<ID>>,
     ) -> async_graphql::Result<impl Stream<Item = DoctorStatusEvent>> {
         viewer(ctx).await?;
-        Ok(state(ctx)
-            .realtime
-            .bus
-            .subscribe(Topic::DoctorStatus)
-            .filter_map(|event| {
-                std::future::ready(match event {
-                    Event::DoctorStatus(event) => Some(Arc::unwrap_or_clone(event)),
-                    _ => None,
-                })
-            }))
+        let only = doctor_ids
+            .map(|ids| {
+                service::check_watched_doctors(ids.len())?;
+                ids.iter()
+                    .map(|id| parse_id(id, "doctorIds"))
+                    .collect::<AppResult<HashSet<_>>>()
+            })
+            .transpose()?;
+        Ok(service::doctor_statuses(state(ctx), only))
     }
 
     /// Your calls ringing, being answered and ending.

@@ -1,5 +1,6 @@
 //! Call rules: who may call whom and when, the life of a call, and the signaling relay.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::realtime::bus::{Event, Topic};
-use crate::realtime::presence::{DoctorStatus, PresenceError};
+use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent, PresenceError};
 use crate::state::AppState;
 
 const SDP_MAX_BYTES: usize = 64 * 1024;
@@ -573,6 +574,43 @@ pub async fn signals(
             })
         })
         .boxed())
+}
+
+/// Doctors a `doctorStatusChanged` subscription may name.
+const MAX_WATCHED_DOCTORS: usize = 100;
+
+pub fn check_watched_doctors(count: usize) -> AppResult<()> {
+    if count > MAX_WATCHED_DOCTORS {
+        return Err(AppError::bad_input(
+            "doctorIds",
+            "at most 100 doctors can be watched in one subscription",
+        ));
+    }
+    Ok(())
+}
+
+/// Doctors' status changes, all of them or those of the doctors in `only`.
+pub fn doctor_statuses(
+    state: &AppState,
+    only: Option<HashSet<Uuid>>,
+) -> BoxStream<'static, DoctorStatusEvent> {
+    state
+        .realtime
+        .bus
+        .subscribe(Topic::DoctorStatus)
+        .filter_map(move |event| {
+            std::future::ready(match event {
+                Event::DoctorStatus(event)
+                    if only
+                        .as_ref()
+                        .is_none_or(|ids| ids.contains(&event.doctor_id)) =>
+                {
+                    Some(Arc::unwrap_or_clone(event))
+                }
+                _ => None,
+            })
+        })
+        .boxed()
 }
 
 /// The viewer's own call events.
