@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
+use futures_util::{SinkExt, StreamExt};
 use tokio_stream::StreamMap;
 use tracing::Instrument;
 
@@ -32,6 +32,8 @@ use crate::users;
 /// tungstenite reads in chunks of this size (128 KiB by default, allocated per socket up
 /// front); protocol messages are small, and a larger one grows the buffer while it lasts.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames fed (not sent) wait in the write buffer until it holds this many bytes.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames queued for a peer that does not read before the socket is dropped.
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// The reason of the 1001 close a stopping instance sends; clients reconnect after it.
@@ -71,8 +73,8 @@ pub async fn upgrade(
     let span = tracing::Span::current();
     ws.protocols([SUBPROTOCOL])
         .read_buffer_size(READ_BUFFER_BYTES)
-        // Every send flushes at once: no write buffer is kept between frames.
-        .write_buffer_size(0)
+        // Frames fed without a send wait for it up to this size; every send flushes them.
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             async move {
@@ -136,9 +138,18 @@ fn read(message: Option<Result<Message, axum::Error>>) -> Incoming {
     }
 }
 
+/// Sends `message` and everything fed before it.
 async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
     match serde_json::to_string(message) {
         Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Queues `message` for the next `send`, unless the queue is already past WRITE_BUFFER_BYTES.
+async fn feed(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
+    match serde_json::to_string(message) {
+        Ok(text) => socket.feed(Message::Text(text.into())).await.is_ok(),
         Err(_) => false,
     }
 }
@@ -351,8 +362,14 @@ async fn run(
                             operations.remove(&id);
                             subscriptions.remove(&id);
                             send(socket, &ServerMessage::Error { id: &id, payload: &response.errors }).await
-                        } else {
+                        } else if subscriptions.contains(&id) {
                             send(socket, &ServerMessage::Next { id: &id, payload: &response }).await
+                        } else {
+                            // A query or mutation has one result: its `complete` leaves in the
+                            // same write (a signal costs its sender one write, not two).
+                            operations.remove(&id);
+                            feed(socket, &ServerMessage::Next { id: &id, payload: &response }).await
+                                && send(socket, &ServerMessage::Complete { id: &id }).await
                         }
                     }
                     Outgoing::Done => {

@@ -100,32 +100,46 @@ pub trait EventBus: Send + Sync {
 
 /// Events a subscriber may fall behind by before it misses the oldest.
 const CAPACITY: usize = 64;
+/// Topics kept before the first sweep of those nobody listens to.
 const PRUNE_ABOVE: usize = 64;
 
 /// The bus of a single server instance: one broadcast channel per topic with subscribers.
 #[derive(Default)]
 pub struct InProcessBus {
-    channels: Mutex<HashMap<Topic, broadcast::Sender<Event>>>,
+    channels: Mutex<Channels>,
+}
+
+#[derive(Default)]
+struct Channels {
+    by_topic: HashMap<Topic, broadcast::Sender<Event>>,
+    /// The number of topics at which the next sweep runs.
+    sweep_at: usize,
 }
 
 impl EventBus for InProcessBus {
     fn publish(&self, topic: Topic, event: Event) {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = channels.get(&topic)
+        if let Some(sender) = channels.by_topic.get(&topic)
             && sender.send(event).is_err()
         {
             // Nobody listens any more: forget the topic.
-            channels.remove(&topic);
+            channels.by_topic.remove(&topic);
         }
     }
 
     fn subscribe(&self, topic: Topic) -> BoxStream<'static, Event> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if channels.len() >= PRUNE_ABOVE {
-            // Topics nobody listens to any more hold a buffer each: drop them.
-            channels.retain(|_, sender| sender.receiver_count() > 0);
+        if channels.by_topic.len() >= channels.sweep_at.max(PRUNE_ABOVE) {
+            // Topics nobody listens to any more hold a buffer each: drop them. The next sweep
+            // waits until the map has doubled, so that with thousands of users listening a
+            // subscription does not scan them all.
+            channels
+                .by_topic
+                .retain(|_, sender| sender.receiver_count() > 0);
+            channels.sweep_at = channels.by_topic.len() * 2;
         }
         let receiver = channels
+            .by_topic
             .entry(topic)
             .or_insert_with(|| broadcast::channel(CAPACITY).0)
             .subscribe();
