@@ -159,7 +159,7 @@ impl CallsSubscription {
         &self,
         ctx: &Context<'_>,
         call_id: ID,
-    ) -> async_graphql::Result<impl Stream<Item = Signal>> {
+    ) -> async_graphql::Result<impl Stream<Item = Arc<Signal>>> {
         let call_id = parse_id(&call_id, "callId")?;
         Ok(service::signals(state(ctx), viewer(ctx).await?, call_id).await?)
     }

@@ -553,7 +553,7 @@ pub async fn signals(
     state: &AppState,
     viewer: AuthUser,
     call_id: Uuid,
-) -> AppResult<BoxStream<'static, Signal>> {
+) -> AppResult<BoxStream<'static, Arc<Signal>>> {
     let call = participant_call(state, viewer, call_id).await?;
     if !call.is_live() {
         return Err(AppError::state_conflict("the call has ended"));
@@ -567,9 +567,7 @@ pub async fn signals(
         })
         .filter_map(move |event| {
             std::future::ready(match event {
-                Event::Signal(signal) if signal.call_id == call_id => {
-                    Some(Arc::unwrap_or_clone(signal))
-                }
+                Event::Signal(signal) if signal.call_id == call_id => Some(signal),
                 _ => None,
             })
         })
