@@ -554,11 +554,14 @@ pub async fn signals(
     viewer: AuthUser,
     call_id: Uuid,
 ) -> AppResult<BoxStream<'static, Arc<Signal>>> {
+    // Listening starts before the check, which may wait for the database (a call started on
+    // another instance): a client that subscribed and then made a round trip must not miss the
+    // offer its peer sends next.
+    let events = state.realtime.bus.subscribe(Topic::User(viewer.id));
     let call = participant_call(state, viewer, call_id).await?;
     if !call.is_live() {
         return Err(AppError::state_conflict("the call has ended"));
     }
-    let events = state.realtime.bus.subscribe(Topic::User(viewer.id));
     Ok(events
         .take_while(move |event| {
             let ended =

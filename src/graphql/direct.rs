@@ -8,6 +8,8 @@
 //! input that does not coerce goes to the executor for its usual error. Results and errors have
 //! the executor's shape, which the tests compare on both paths.
 
+use std::sync::Arc;
+
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType,
@@ -15,7 +17,8 @@ use async_graphql::parser::types::{
 };
 use async_graphql::resolver_utils::enum_value;
 use async_graphql::{
-    Error, InputType, Name, PathSegment, Pos, Positioned, Response, ScalarType, Value, Variables,
+    Error, ID, InputType, Name, PathSegment, Pos, Positioned, Response, ScalarType, Value,
+    Variables,
 };
 use async_graphql_value::Value as AstValue;
 use futures_util::StreamExt;
@@ -45,7 +48,7 @@ enum DirectField {
     /// `signals(callId: ...) { selection }`.
     Signals {
         call_id: Argument,
-        selection: Vec<(Name, SignalField)>,
+        selection: Arc<[(Name, SignalField)]>,
     },
 }
 
@@ -129,7 +132,7 @@ impl Direct {
                 };
                 DirectField::Signals {
                     call_id,
-                    selection: signal_selection(&field.selection_set.node)?,
+                    selection: signal_selection(&field.selection_set.node)?.into(),
                 }
             }
             _ => return None,
@@ -149,20 +152,32 @@ impl Direct {
         operation_name.is_none_or(|name| self.operation.as_deref() == Some(name))
     }
 
-    /// The input this operation runs with, or `None` when `variables` do not coerce (the
-    /// executor then reports why).
-    pub fn bind(&self, variables: &Variables) -> Option<Bound> {
+    /// Starts the operation for `viewer`: one response for `sendSignal`, one per signal for
+    /// `signals`; `None` when `variables` do not coerce (the executor then reports why).
+    pub fn start(
+        self: Arc<Self>,
+        state: AppState,
+        viewer: AuthUser,
+        variables: &Variables,
+    ) -> Option<BoxStream<'static, Response>> {
         match &self.field {
             DirectField::SendSignal { input } => {
                 let value = variables.get(input)?;
                 if !has_only_known_fields(value) {
                     return None;
                 }
-                SendSignalInput::parse(Some(value.clone()))
-                    .ok()
-                    .map(Bound::SendSignal)
+                let input = SendSignalInput::parse(Some(value.clone())).ok()?;
+                Some(
+                    stream::once(async move {
+                        match service::send_signal(&state, viewer, input).await {
+                            Ok(sent) => self.data(Value::Boolean(sent)),
+                            Err(error) => self.error(error),
+                        }
+                    })
+                    .boxed(),
+                )
             }
-            DirectField::Signals { call_id, .. } => {
+            DirectField::Signals { call_id, selection } => {
                 let id = match call_id {
                     Argument::Literal(id) => id.clone(),
                     Argument::Variable(name) => match variables.get(name)? {
@@ -170,41 +185,21 @@ impl Direct {
                         _ => return None,
                     },
                 };
-                Some(Bound::Signals(id))
-            }
-        }
-    }
-
-    /// Runs the operation for `viewer`: one response for `sendSignal`, one per signal for
-    /// `signals`.
-    pub fn run(
-        self: std::sync::Arc<Self>,
-        state: AppState,
-        viewer: AuthUser,
-        bound: Bound,
-    ) -> BoxStream<'static, Response> {
-        match bound {
-            Bound::SendSignal(input) => stream::once(async move {
-                match service::send_signal(&state, viewer, input).await {
-                    Ok(sent) => self.data(Value::Boolean(sent)),
-                    Err(error) => self.error(error),
-                }
-            })
-            .boxed(),
-            Bound::Signals(id) => stream::once(async move {
-                let call_id = match parse_id(&async_graphql::ID(id), "callId") {
-                    Ok(call_id) => call_id,
-                    Err(error) => return stream::once(async move { self.error(error) }).boxed(),
+                let selection = selection.clone();
+                let signals = async move {
+                    let started = match parse_id(&ID(id), "callId") {
+                        Ok(call_id) => service::signals(&state, viewer, call_id).await,
+                        Err(error) => Err(error),
+                    };
+                    match started {
+                        Ok(signals) => signals
+                            .map(move |signal| self.data(render_signal(&selection, &signal)))
+                            .boxed(),
+                        Err(error) => stream::once(async move { self.error(error) }).boxed(),
+                    }
                 };
-                match service::signals(&state, viewer, call_id).await {
-                    Ok(signals) => signals
-                        .map(move |signal| self.data(self.render(&signal)))
-                        .boxed(),
-                    Err(error) => stream::once(async move { self.error(error) }).boxed(),
-                }
-            })
-            .flatten()
-            .boxed(),
+                Some(stream::once(signals).flatten().boxed())
+            }
         }
     }
 
@@ -218,40 +213,27 @@ impl Direct {
             .with_path(vec![PathSegment::Field(self.key.to_string())]);
         Response::from_errors(vec![error])
     }
-
-    fn render(&self, signal: &Signal) -> Value {
-        let DirectField::Signals { selection, .. } = &self.field else {
-            return Value::Null;
-        };
-        let fields = selection.iter().map(|(key, field)| {
-            let value = match field {
-                SignalField::Typename => Value::String("Signal".into()),
-                SignalField::CallId => Value::String(signal.call_id.to_string()),
-                SignalField::From => Value::String(signal.from.to_string()),
-                SignalField::Kind => enum_value(signal.kind),
-                SignalField::Sdp => signal.sdp.clone().map_or(Value::Null, Value::String),
-                SignalField::Candidate(fields) => signal
-                    .candidate
-                    .as_ref()
-                    .map_or(Value::Null, |c| render_candidate(c, fields)),
-                SignalField::AudioEnabled => {
-                    signal.audio_enabled.map_or(Value::Null, Value::Boolean)
-                }
-                SignalField::VideoEnabled => {
-                    signal.video_enabled.map_or(Value::Null, Value::Boolean)
-                }
-                SignalField::At => ScalarType::to_value(&signal.at),
-            };
-            (key.clone(), value)
-        });
-        Value::Object(fields.collect())
-    }
 }
 
-/// A direct operation's coerced input.
-pub enum Bound {
-    SendSignal(SendSignalInput),
-    Signals(String),
+fn render_signal(selection: &[(Name, SignalField)], signal: &Signal) -> Value {
+    let fields = selection.iter().map(|(key, field)| {
+        let value = match field {
+            SignalField::Typename => Value::String("Signal".into()),
+            SignalField::CallId => Value::String(signal.call_id.to_string()),
+            SignalField::From => Value::String(signal.from.to_string()),
+            SignalField::Kind => enum_value(signal.kind),
+            SignalField::Sdp => signal.sdp.clone().map_or(Value::Null, Value::String),
+            SignalField::Candidate(fields) => signal
+                .candidate
+                .as_ref()
+                .map_or(Value::Null, |c| render_candidate(c, fields)),
+            SignalField::AudioEnabled => signal.audio_enabled.map_or(Value::Null, Value::Boolean),
+            SignalField::VideoEnabled => signal.video_enabled.map_or(Value::Null, Value::Boolean),
+            SignalField::At => ScalarType::to_value(&signal.at),
+        };
+        (key.clone(), value)
+    });
+    Value::Object(fields.collect())
 }
 
 fn render_candidate(candidate: &IceCandidate, fields: &[(Name, CandidateField)]) -> Value {

@@ -63,8 +63,7 @@ pub fn execute_direct(
     let inner = if nul::variables_have_nul(variables) {
         stream::once(async { nul::refused() }).boxed()
     } else {
-        let bound = direct.bind(variables)?;
-        direct.clone().run(state.clone(), viewer, bound)
+        direct.clone().start(state.clone(), viewer, variables)?
     };
     let operation = state.metrics.operation(direct.operation.as_deref());
     let subscription = direct.kind == OperationType::Subscription;
