@@ -208,6 +208,9 @@ async function main() {
     const after = sample('10 s after the load', instances);
     latencies.sort((x, y) => x - y);
     console.log(`calls: ${calls} (${(calls / elapsed).toFixed(1)}/s), errors: ${errors.length}`);
+    const kinds = new Map();
+    for (const error of errors) kinds.set(error, (kinds.get(error) ?? 0) + 1);
+    for (const [error, count] of [...kinds].sort((x, y) => y[1] - x[1])) console.log(`  ${count} x ${error}`);
     console.log(`signal one-way latency (ms, clock of one machine): p50 ${percentile(latencies, 0.5)}, p99 ${percentile(latencies, 0.99)}, n=${latencies.length}`);
     for (const [name, key] of [['A', 'a'], ['B', 'b']]) {
       console.log(`instance ${name}: memory ${warm[key].rssMib.toFixed(1)} MiB warm -> ${loaded[key].rssMib.toFixed(1)} end of load -> ${after[key].rssMib.toFixed(1)} after; ` +
