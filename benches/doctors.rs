@@ -2,6 +2,9 @@
 //! filtered, sorted first page, beside a trivial `{ __typename }` on the same server in the
 //! same run. Prints numbers; asserts nothing.
 //! `cargo bench --bench doctors` (SQLite), or with MEDILINK_TEST_DATABASE_URL for PostgreSQL.
+//! BENCH_ONLY=search,trivial runs only those cases (names below), BENCH_SAMPLES=N takes N
+//! sequential samples per case (default 2,000). BENCH_SERVE=1 seeds the same doctors, prints
+//! the server's address and serves until Ctrl-C, for an HTTP load tool (benches/wrk/).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -16,7 +19,7 @@ use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 const DOCTORS: usize = 10_000;
-const SAMPLES: usize = 2_000;
+const DEFAULT_SAMPLES: usize = 2_000;
 const CONCURRENT_CLIENTS: usize = 16;
 const WINDOW: Duration = Duration::from_secs(3);
 const SPECIALIZATIONS: [&str; 8] = [
@@ -46,39 +49,68 @@ async fn main() {
         "request", "p50 µs", "p99 µs", "req/s"
     );
 
-    let trivial = json!({ "query": "{ __typename }" });
-    let search = json!({
-        "query": "query($filter: DoctorFilter, $sort: DoctorSort) { doctors(filter: $filter, sort: $sort, first: 20) { \
-                  edges { cursor node { id specialization experienceYears ratingAverage \
-                  consultationFee { amount currency } user { name } } } pageInfo { hasNextPage endCursor } } }",
-        "variables": {
-            "filter": { "specialization": "cardiology", "minFee": 2000, "maxFee": 30000, "language": "Spanish" },
-            "sort": { "by": "RATING", "direction": "DESC" }
+    if std::env::var_os("BENCH_SERVE").is_some() {
+        println!("serving {} until Ctrl-C", app.url("/graphql"));
+        tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
+        return;
+    }
+    let body = |text: &str| -> Value { serde_json::from_str(text).expect("JSON body") };
+    let cases = [
+        (
+            "trivial",
+            "{ __typename }",
+            body(include_str!("wrk/trivial.json")),
+        ),
+        (
+            "search",
+            "doctors: 4 filters, by rating, first 20",
+            body(include_str!("wrk/search.json")),
+        ),
+        (
+            "unfiltered",
+            "doctors: no filter, by fee, first 20",
+            json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 20) { edges { node { id user { name } } } } }" }),
+        ),
+        (
+            "ids",
+            "doctors: ids only, first 20",
+            json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 20) { edges { node { id } } } }" }),
+        ),
+        (
+            "one",
+            "doctors: id only, first 1",
+            json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 1) { edges { node { id } } } }" }),
+        ),
+    ];
+    let only = std::env::var("BENCH_ONLY").ok();
+    let samples = std::env::var("BENCH_SAMPLES")
+        .ok()
+        .map(|n| n.parse().expect("BENCH_SAMPLES is a number"))
+        .unwrap_or(DEFAULT_SAMPLES);
+    let mut p50 = std::collections::HashMap::new();
+    for (key, name, body) in &cases {
+        if only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|k| k == *key))
+        {
+            p50.insert(*key, measure(&app, name, body, samples).await);
         }
-    });
-    let unfiltered = json!({
-        "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 20) { edges { node { id user { name } } } } }"
-    });
-    let trivial_p50 = measure(&app, "{ __typename }", &trivial).await;
-    let search_p50 = measure(&app, "doctors: 4 filters, by rating, first 20", &search).await;
-    measure(&app, "doctors: no filter, by fee, first 20", &unfiltered).await;
-    let ids_only = json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 20) { edges { node { id } } } }" });
-    measure(&app, "doctors: ids only, first 20", &ids_only).await;
-    let one = json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 1) { edges { node { id } } } }" });
-    measure(&app, "doctors: id only, first 1", &one).await;
-    println!(
-        "filtered search / trivial (p50): {:.2}",
-        search_p50 as f64 / trivial_p50 as f64
-    );
+    }
+    if let (Some(search), Some(trivial)) = (p50.get("search"), p50.get("trivial")) {
+        println!(
+            "filtered search / trivial (p50): {:.2}",
+            *search as f64 / *trivial as f64
+        );
+    }
 }
 
 /// Measures latency one request at a time, then throughput with concurrent clients; returns p50.
-async fn measure(app: &TestApp, name: &str, body: &Value) -> u128 {
+async fn measure(app: &TestApp, name: &str, body: &Value, samples: usize) -> u128 {
     for _ in 0..100 {
         send(app, body).await;
     }
-    let mut latencies = Vec::with_capacity(SAMPLES);
-    for _ in 0..SAMPLES {
+    let mut latencies = Vec::with_capacity(samples);
+    for _ in 0..samples {
         let start = Instant::now();
         send(app, body).await;
         latencies.push(start.elapsed());
