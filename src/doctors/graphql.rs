@@ -39,8 +39,12 @@ impl DoctorsQuery {
         let args = PageArgs::new(first, after)?;
         let state = state(ctx);
         let filter = Arc::new(service::search_filter(state, filter).await?);
-        let page = service::search(state, &filter, sort.unwrap_or_default(), &args).await?;
-        prefetch_edges(ctx, &page).await?;
+        let (page, users) =
+            service::search(state, &filter, sort.unwrap_or_default(), &args).await?;
+        loader::<UserLoader>(ctx)
+            .feed_many(users.into_iter().map(|user| (user.id, user)))
+            .await;
+        prefetch_licences(ctx, &page).await?;
         let state = state.clone();
         Ok(connection(
             page,
@@ -91,10 +95,19 @@ impl DoctorsQuery {
 
 /// Loads the users, and the licences the viewer may see, of a page of doctors in one batch each.
 async fn prefetch_edges(ctx: &Context<'_>, page: &Page<Doctor>) -> AppResult<()> {
-    let doctors = || page.edges.iter().map(|(_, doctor)| doctor);
-    prefetch::<UserLoader>(ctx, "user", doctors().map(|d| d.user_id)).await?;
+    let users = page.edges.iter().map(|(_, doctor)| doctor.user_id);
+    prefetch::<UserLoader>(ctx, "user", users).await?;
+    prefetch_licences(ctx, page).await
+}
+
+/// Loads the licences the viewer may see of a page of doctors in one batch.
+async fn prefetch_licences(ctx: &Context<'_>, page: &Page<Doctor>) -> AppResult<()> {
     let viewer = optional_viewer(ctx).await;
-    let private = doctors().filter(|d| service::sees_private(viewer, d));
+    let private = page
+        .edges
+        .iter()
+        .map(|(_, doctor)| doctor)
+        .filter(|d| service::sees_private(viewer, d));
     prefetch::<LicenceLoader>(ctx, "licence", private.map(|d| d.id)).await
 }
 

@@ -8,7 +8,9 @@ use super::model::{
     Doctor, DoctorSort, DoctorSortBy, LicenceFile, LicenceInfo, LicenceUpload, ProfileFields,
     SearchFilter, SortDirection, SortKey, Specialization, VerificationStatus,
 };
+use crate::auth::Role;
 use crate::db::{Db, push_keyset, push_list};
+use crate::users::model::User;
 use crate::{transaction, with_db};
 
 /// The columns of [`Doctor`], qualified for queries that join `doctors d` with other tables.
@@ -61,6 +63,44 @@ macro_rules! store_licence {
         .execute(&mut *$tx)
         .await?;
     }};
+}
+
+/// The account columns of a listed doctor, read from the `users u` row that [`LISTED`] joins
+/// anyway, so that a search page needs no second query for its users.
+const USER_COLUMNS: &str = "u.email AS user_email, u.name AS user_name, u.phone AS user_phone, \
+    u.role AS user_role, u.blocked AS user_blocked, u.token_version AS user_token_version, \
+    u.created_at AS user_created_at, u.updated_at AS user_updated_at";
+
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    doctor: Doctor,
+    user_email: String,
+    user_name: String,
+    user_phone: Option<String>,
+    #[sqlx(try_from = "String")]
+    user_role: Role,
+    user_blocked: bool,
+    user_token_version: i64,
+    user_created_at: DateTime<Utc>,
+    user_updated_at: DateTime<Utc>,
+}
+
+impl From<ListedRow> for (Doctor, User) {
+    fn from(row: ListedRow) -> Self {
+        let user = User {
+            id: row.doctor.user_id,
+            email: row.user_email,
+            name: row.user_name,
+            phone: row.user_phone,
+            role: row.user_role,
+            blocked: row.user_blocked,
+            token_version: row.user_token_version,
+            created_at: row.user_created_at,
+            updated_at: row.user_updated_at,
+        };
+        (row.doctor, user)
+    }
 }
 
 /// Doctors that patients may find: approved, and their account not blocked. `CROSS JOIN`
@@ -242,21 +282,22 @@ pub async fn transition(
     })
 }
 
-/// One page of listed doctors matching `filter` in `sort` order, after `after`.
+/// One page of listed doctors matching `filter` in `sort` order, after `after`, each with
+/// their account.
 pub async fn search(
     db: &Db,
     filter: &SearchFilter,
     sort: DoctorSort,
     after: Option<&(SortKey, Uuid)>,
     limit: usize,
-) -> sqlx::Result<Vec<Doctor>> {
+) -> sqlx::Result<Vec<(Doctor, User)>> {
     let column = sort_column(sort.by);
     let (comparison, order) = match sort.direction {
         SortDirection::Asc => (">", "ASC"),
         SortDirection::Desc => ("<", "DESC"),
     };
     with_db!(db, pool => {
-        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} {LISTED}"));
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS}, {USER_COLUMNS} {LISTED}"));
         push_filter(&mut query, filter, Some(column));
         if let Some((key, id)) = after {
             query.push(format!(" AND ({column}, d.id) {comparison} ("));
@@ -269,7 +310,8 @@ pub async fn search(
         }
         query.push(format!(" ORDER BY {column} {order}, d.id {order} LIMIT "));
         query.push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        query.build_query_as::<Doctor>().fetch_all(pool).await
+        let rows = query.build_query_as::<ListedRow>().fetch_all(pool).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     })
 }
 

@@ -18,6 +18,7 @@ use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, malformed_cursor, time_id};
 use crate::realtime::presence::DoctorStatus;
 use crate::state::AppState;
+use crate::users::model::User;
 
 /// A doctor's first submission, or a resubmission while pending or after a rejection. Either
 /// way the profile (re)enters the admin's queue with the new licence.
@@ -111,21 +112,25 @@ pub fn sees_private(viewer: Option<AuthUser>, doctor: &Doctor) -> bool {
     viewer.is_some_and(|v| v.is_admin() || v.id == doctor.user_id)
 }
 
+/// A page of listed doctors, and the accounts of those on it.
 pub async fn search(
     state: &AppState,
     filter: &SearchFilter,
     sort: DoctorSort,
     args: &PageArgs,
-) -> AppResult<Page<Doctor>> {
+) -> AppResult<(Page<Doctor>, Vec<User>)> {
     let after = args
         .after
         .as_deref()
         .map(|cursor| decode_search_cursor(cursor, sort))
         .transpose()?;
-    let rows = repo::search(&state.db, filter, sort, after.as_ref(), args.fetch_limit()).await?;
-    Ok(Page::from_rows(rows, args, |doctor| {
-        search_cursor(doctor, sort)
-    }))
+    let (doctors, users) =
+        repo::search(&state.db, filter, sort, after.as_ref(), args.fetch_limit())
+            .await?
+            .into_iter()
+            .unzip();
+    let page = Page::from_rows(doctors, args, |doctor| search_cursor(doctor, sort));
+    Ok((page, users))
 }
 
 pub async fn search_filter(
@@ -166,7 +171,8 @@ pub async fn present(state: &AppState) -> AppResult<Vec<Doctor>> {
         only_ids: Some(ids),
         ..SearchFilter::default()
     };
-    Ok(repo::search(&state.db, &filter, DoctorSort::default(), None, 100).await?)
+    let found = repo::search(&state.db, &filter, DoctorSort::default(), None, 100).await?;
+    Ok(found.into_iter().map(|(doctor, _)| doctor).collect())
 }
 
 /// The doctor's presence status.
