@@ -296,6 +296,10 @@ pub async fn search(
         SortDirection::Asc => (">", "ASC"),
         SortDirection::Desc => ("<", "DESC"),
     };
+    // PostgreSQL plans a named statement generically after its fifth run, from average
+    // selectivities: with a fee range it then scanned the fee index and sorted (28 ms instead of
+    // 2 ms at 10,000 doctors). An unnamed statement is planned for the values at hand each time.
+    let persistent = db.backend() == "sqlite";
     with_db!(db, pool => {
         let mut query = QueryBuilder::new(format!("SELECT {COLUMNS}, {USER_COLUMNS} {LISTED}"));
         push_filter(&mut query, filter, Some(column));
@@ -310,7 +314,7 @@ pub async fn search(
         }
         query.push(format!(" ORDER BY {column} {order}, d.id {order} LIMIT "));
         query.push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = query.build_query_as::<ListedRow>().fetch_all(pool).await?;
+        let rows = query.build_query_as::<ListedRow>().persistent(persistent).fetch_all(pool).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     })
 }
