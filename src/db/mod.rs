@@ -11,7 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use prometheus_client::metrics::counter::Counter;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Database, Encode, PgPool, QueryBuilder, SqlitePool, Type};
 
 /// The storage handle: the live pool, and a count of the calls made through it (exported on
@@ -87,6 +89,7 @@ impl Db {
                 .pragma("cache_size", "-32768");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                .after_connect(|conn, _| Box::pin(stable_plans(conn)))
                 .connect_with(options)
                 .await?;
             Ok(Self::new(Pool::Sqlite(pool)))
@@ -176,6 +179,31 @@ impl Db {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// Makes SQLite plan each statement once, whatever values are later bound to it. Built with
+/// STAT4 (as the bundled SQLite is), it otherwise expires a cached statement whenever a parameter
+/// it planned with gets a new value, and parses and plans it again at its next run: every doctor
+/// search paid that. Queries that need a plan steered write it into their SQL instead.
+async fn stable_plans(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is locked for this call; this option takes an int and an out-pointer,
+    // which may be null.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc == libsqlite3_sys::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Configuration(
+            format!("SQLite refused SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
+        ))
     }
 }
 
