@@ -75,10 +75,15 @@ async fn bench() {
     let floor = run_bare(&bare, pairs, rate, seconds).await;
     floor.print("bare tokio-tungstenite relay");
     drop(bare);
-    let bare = Process::bare();
-    let bare_idle = idle_bare(&bare, idle).await;
-    println!("bare relay: {bare_idle:.1} KiB resident per idle connection");
-    drop(bare);
+    // RELAY_IDLE=0 skips the memory measurements (for profiling the relay alone).
+    let bare_idle = if idle > 0 {
+        let bare = Process::bare();
+        let kib = idle_bare(&bare, idle).await;
+        println!("bare relay: {kib:.1} KiB resident per idle connection");
+        kib
+    } else {
+        f64::NAN
+    };
 
     let database = Database::seed(pairs, idle).await;
     let server = Process::medilink(&database, None);
@@ -86,13 +91,14 @@ async fn bench() {
     one.print("MediLink, one instance");
     one.compare(&floor);
     drop(server);
-    let server = Process::medilink(&database, None);
-    let one_idle = idle_medilink(&database, &server, idle).await;
-    println!(
-        "MediLink, one instance: {one_idle:.1} KiB resident per idle connection with one subscription ({:.1}x the bare relay)",
-        one_idle / bare_idle
-    );
-    drop(server);
+    if idle > 0 {
+        let server = Process::medilink(&database, None);
+        let one_idle = idle_medilink(&database, &server, idle).await;
+        println!(
+            "MediLink, one instance: {one_idle:.1} KiB resident per idle connection with one subscription ({:.1}x the bare relay)",
+            one_idle / bare_idle
+        );
+    }
 
     let redis = redis_url();
     let Some(redis_pid) = redis_pid(&redis).await else {
@@ -113,11 +119,13 @@ async fn bench() {
         redis_cpu * 1e6 / two.delivered as f64
     );
     drop((a, b));
-    let a = Process::medilink(&database, Some((&redis, &prefix)));
-    let two_idle = idle_medilink(&database, &a, idle).await;
-    println!(
-        "MediLink over Redis: {two_idle:.1} KiB resident per idle connection with one subscription"
-    );
+    if idle > 0 {
+        let a = Process::medilink(&database, Some((&redis, &prefix)));
+        let two_idle = idle_medilink(&database, &a, idle).await;
+        println!(
+            "MediLink over Redis: {two_idle:.1} KiB resident per idle connection with one subscription"
+        );
+    }
 }
 
 fn redis_url() -> String {
