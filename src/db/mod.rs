@@ -14,7 +14,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Database, Encode, PgPool, QueryBuilder, SqlitePool, Type};
+use sqlx::{Connection, Database, Encode, PgPool, QueryBuilder, SqlitePool, Type};
+
+/// A PostgreSQL connection idle this long is pinged before it is used again.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// The storage handle: the live pool, and a count of the calls made through it (exported on
 /// `/metrics`, where it also shows N+1 query patterns).
@@ -87,17 +90,32 @@ impl Db {
                 // a read() call per page that is not in the default 2 MiB cache.
                 .pragma("mmap_size", "268435456")
                 .pragma("cache_size", "-32768");
+            // A connection to a local file cannot go stale: no ping before each use (sqlx's
+            // default), which cost every query an extra round trip to SQLite's worker thread.
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                .test_before_acquire(false)
                 .after_connect(|conn, _| Box::pin(stable_plans(conn)))
                 .connect_with(options)
                 .await?;
             Ok(Self::new(Pool::Sqlite(pool)))
         } else {
             let options = PgConnectOptions::from_str(url)?;
+            // sqlx pings a connection before every use by default: a network round trip per
+            // query. Only a connection idle for a while (the server may have restarted or a
+            // proxy dropped it meanwhile) is checked; a busy one fails fast anyway.
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IF_IDLE_FOR {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Self::new(Pool::Postgres(pool)))
