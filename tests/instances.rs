@@ -21,20 +21,7 @@ const DOCTOR_STATUS: &str = "query($id: ID!) { doctor(id: $id) { status } }";
 
 /// An approved doctor (registered through `app`) with a socket on `on`, ONLINE.
 async fn online_doctor(app: &TestApp, on: &TestApp, licence: &str) -> (Account, String, WsClient) {
-    let admin = app.admin().await;
-    let (doctor, id) = app
-        .approved_doctor(&admin, &format!("Dr {licence}"), profile_input(licence))
-        .await;
-    let mut socket = on.ws_client(&doctor.access).await;
-    let online = socket
-        .execute(
-            "online",
-            "mutation { setDoctorStatus(status: ONLINE) }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
-    (doctor, id, socket)
+    app.online_doctor_on(on, &app.admin().await, licence).await
 }
 
 async fn status_on(app: &TestApp, doctor_id: &str) -> Value {

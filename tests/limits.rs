@@ -381,14 +381,7 @@ async fn signal_and_chat_floods_are_told_how_long_to_wait() {
         .approved_doctor(&admin, "Dr Flood", profile_input("FLOOD-2"))
         .await;
     let mut doctor_ws = app.ws_client(&doctor.access).await;
-    let online = doctor_ws
-        .execute(
-            "online",
-            "mutation { setDoctorStatus(status: ONLINE) }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
+    doctor_ws.go_online().await;
     let patient = app.register_patient().await;
     let call = app
         .ok(

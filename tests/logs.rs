@@ -391,14 +391,7 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
     doctor_ws.init(&doctor.access).await;
     let mut patient_ws = api.ws_raw_with_id(Some(&patient_ws_id)).await;
     patient_ws.init(&refreshed.access).await;
-    let online = doctor_ws
-        .execute(
-            "online",
-            "mutation { setDoctorStatus(status: ONLINE) }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
+    doctor_ws.go_online().await;
     doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;

@@ -247,27 +247,6 @@ async fn client_chosen_operation_names_cannot_grow_the_series_without_bound() {
     assert_eq!(scrape.get(&latency("other", "count")), 3.0);
 }
 
-/// An approved doctor with an open socket, ONLINE.
-async fn online_doctor(
-    app: &TestApp,
-    admin: &Account,
-    licence: &str,
-) -> (Account, String, WsClient) {
-    let (doctor, id) = app
-        .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
-        .await;
-    let mut socket = app.ws_client(&doctor.access).await;
-    let online = socket
-        .execute(
-            "online",
-            "mutation { setDoctorStatus(status: ONLINE) }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
-    (doctor, id, socket)
-}
-
 async fn signal(socket: &mut WsClient, id: &str, input: Value) {
     let sent = socket
         .execute(id, SEND_SIGNAL, json!({ "input": input }))
@@ -279,7 +258,7 @@ async fn signal(socket: &mut WsClient, id: &str, input: Value) {
 async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (_, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "METRICS-1").await;
+    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "METRICS-1").await;
     let patient = app.register_patient().await;
     let mut patient_ws = app.ws_client(&patient.access).await;
     for socket in [&mut doctor_ws, &mut patient_ws] {
@@ -596,7 +575,7 @@ async fn metrics_can_be_served_on_an_address_of_their_own() {
 async fn two_instances_count_their_own_sockets_and_share_the_live_calls() {
     let (first, second) = spawn_instances(|_| {}).await;
     let admin = first.admin().await;
-    let (_, doctor_id, _doctor_ws) = online_doctor(&first, &admin, "METRICS-2").await;
+    let (_, doctor_id, _doctor_ws) = first.online_doctor(&admin, "METRICS-2").await;
     let patient = second.register_patient().await;
     second
         .ok(

@@ -156,27 +156,6 @@ async fn a_socket_outlives_its_access_token() {
     assert_eq!(over_socket["data"]["me"]["id"], ann.id.as_str());
 }
 
-/// An approved doctor with an open socket, ONLINE.
-async fn online_doctor(
-    app: &TestApp,
-    admin: &Account,
-    licence: &str,
-) -> (Account, String, WsClient) {
-    let (doctor, id) = app
-        .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
-        .await;
-    let mut socket = app.ws_client(&doctor.access).await;
-    let online = socket
-        .execute(
-            "online",
-            "mutation { setDoctorStatus(status: ONLINE) }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
-    (doctor, id, socket)
-}
-
 async fn status_of(app: &TestApp, doctor_id: &str) -> Value {
     app.ok(DOCTOR_STATUS, json!({ "id": doctor_id }), None)
         .await["doctor"]["status"]
@@ -203,7 +182,7 @@ async fn a_whole_call_from_ring_to_hang_up() {
         )
         .await;
     watching.sync().await;
-    let (doctor, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "CALL-1").await;
+    let (doctor, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "CALL-1").await;
     let change = watching.next_data("status").await;
     assert_eq!(
         change["doctorStatusChanged"],
@@ -357,7 +336,7 @@ async fn a_whole_call_from_ring_to_hang_up() {
 async fn an_unanswered_call_is_missed_and_frees_the_doctor() {
     let app = fast_app().await;
     let admin = app.admin().await;
-    let (_, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "MISS-1").await;
+    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "MISS-1").await;
     let patient = app.register_patient().await;
     let mut patient_ws = app.ws_client(&patient.access).await;
     patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
@@ -388,7 +367,7 @@ async fn an_unanswered_call_is_missed_and_frees_the_doctor() {
 async fn a_dropped_patient_frees_the_doctor_after_the_grace_period() {
     let app = fast_app().await;
     let admin = app.admin().await;
-    let (_, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "DROP-1").await;
+    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "DROP-1").await;
     doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;
     let patient = app.register_patient().await;
@@ -427,7 +406,7 @@ async fn a_dropped_patient_frees_the_doctor_after_the_grace_period() {
 async fn two_callers_race_for_one_doctor_and_one_rings() {
     let app = fast_app().await;
     let admin = app.admin().await;
-    let (_, doctor_id, _doctor_ws) = online_doctor(&app, &admin, "RACE-C").await;
+    let (_, doctor_id, _doctor_ws) = app.online_doctor(&admin, "RACE-C").await;
     let mut patients = Vec::new();
     for _ in 0..6 {
         patients.push(app.register_patient().await);
@@ -453,7 +432,7 @@ async fn two_callers_race_for_one_doctor_and_one_rings() {
 async fn a_third_user_is_refused_on_every_call_operation() {
     let app = fast_app().await;
     let admin = app.admin().await;
-    let (_, doctor_id, _doctor_ws) = online_doctor(&app, &admin, "THIRD-1").await;
+    let (_, doctor_id, _doctor_ws) = app.online_doctor(&admin, "THIRD-1").await;
     let patient = app.register_patient().await;
     let call = app
         .ok(
@@ -515,7 +494,7 @@ async fn a_third_user_is_refused_on_every_call_operation() {
 async fn oversized_and_flooding_signals_are_refused() {
     let app = spawn_app_with(|config| config.ring_timeout_secs = 60).await;
     let admin = app.admin().await;
-    let (_, doctor_id, _doctor_ws) = online_doctor(&app, &admin, "FLOOD-1").await;
+    let (_, doctor_id, _doctor_ws) = app.online_doctor(&admin, "FLOOD-1").await;
     let patient = app.register_patient().await;
     let call = app
         .ok(
@@ -837,7 +816,7 @@ async fn an_answered_call_lets_its_two_people_message_each_other() {
         "mutation($input: SendMessageInput!) { sendMessage(input: $input) { body } }";
     let app = fast_app().await;
     let admin = app.admin().await;
-    let (doctor, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "DM-CALL-1").await;
+    let (doctor, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "DM-CALL-1").await;
     let patient = app.register_patient().await;
     let to_doctor =
         json!({ "input": { "channel": { "userId": doctor.id }, "body": "Can you see me?" } });
@@ -883,7 +862,7 @@ const SEND_SIGNAL_EXECUTED: &str =
 async fn plain_signal_operations_answer_exactly_as_the_executor_does() {
     let app = spawn_app_with(|config| config.ring_timeout_secs = 60).await;
     let admin = app.admin().await;
-    let (_, doctor_id, mut doctor_ws) = online_doctor(&app, &admin, "DIRECT-1").await;
+    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "DIRECT-1").await;
     let patient = app.register_patient().await;
     let call_id = answered_call(&app, &mut doctor_ws, &doctor_id, &patient, true).await;
     doctor_ws
@@ -1016,11 +995,10 @@ async fn a_status_subscription_naming_doctors_hears_only_about_them() {
         .await;
     watching.sync().await;
 
-    let online = "mutation { setDoctorStatus(status: ONLINE) }";
     let mut other_ws = app.ws_client(&other.access).await;
-    other_ws.execute("online", online, json!({})).await;
+    other_ws.go_online().await;
     let mut watched_ws = app.ws_client(&watched.access).await;
-    watched_ws.execute("online", online, json!({})).await;
+    watched_ws.go_online().await;
     assert_eq!(
         watching.next_data("status").await["doctorStatusChanged"],
         json!({ "doctor": { "id": watched_id }, "status": "ONLINE" }),

@@ -20,17 +20,7 @@ const SEND_SIGNAL: &str = "mutation($input: SendSignalInput!) { sendSignal(input
 /// A patient on `a` in an active call with a doctor on `b`, both listening for signals.
 async fn call_across(a: &TestApp, b: &TestApp) -> (WsClient, WsClient, String) {
     let admin = a.admin().await;
-    let (doctor, doctor_id) = a
-        .approved_doctor(&admin, "Dr Recovery", profile_input("RECOVER-1"))
-        .await;
-    let mut doctor_ws = b.ws_client(&doctor.access).await;
-    doctor_ws
-        .execute(
-            "online",
-            "mutation { setDoctorStatus(status: ONLINE) }",
-            json!({}),
-        )
-        .await;
+    let (_, doctor_id, mut doctor_ws) = a.online_doctor_on(b, &admin, "RECOVER-1").await;
     let patient = a.register_patient().await;
     let mut patient_ws = a.ws_client(&patient.access).await;
     let call = patient_ws

@@ -22,28 +22,13 @@ async fn status_of(app: &TestApp, doctor_id: &str) -> Value {
         .clone()
 }
 
-async fn go_online(socket: &mut WsClient) {
-    let online = socket
-        .execute(
-            "online",
-            "mutation { setDoctorStatus(status: ONLINE) }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
-}
-
 /// An approved doctor with a socket subscribed to "events", ONLINE.
 async fn online_doctor(
     app: &TestApp,
     admin: &Account,
     licence: &str,
 ) -> (Account, String, WsClient) {
-    let (doctor, id) = app
-        .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
-        .await;
-    let mut socket = app.ws_client(&doctor.access).await;
-    go_online(&mut socket).await;
+    let (doctor, id, mut socket) = app.online_doctor(admin, licence).await;
     socket.subscribe("events", CALL_EVENTS, json!({})).await;
     socket.sync().await;
     (doctor, id, socket)
@@ -167,7 +152,7 @@ async fn a_lone_instance_ends_its_calls_when_it_stops() {
     let missed = call_on(&restarted, &caller, &ringing).await;
     assert_eq!(missed["endReason"], "MISSED");
     let mut doctor_ws = restarted.ws_client(&doctor.access).await;
-    go_online(&mut doctor_ws).await;
+    doctor_ws.go_online().await;
     let again = restarted
         .graphql(
             START_CALL,

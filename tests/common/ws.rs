@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::Api;
+use super::{Account, Api, profile_input};
 
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -26,6 +26,31 @@ pub enum Received {
 }
 
 impl Api {
+    /// An approved doctor registered here by `admin`, with a socket on `on` (this instance or
+    /// another) that chose ONLINE.
+    pub async fn online_doctor_on(
+        &self,
+        on: &Api,
+        admin: &Account,
+        licence: &str,
+    ) -> (Account, String, WsClient) {
+        let (doctor, id) = self
+            .approved_doctor(admin, &format!("Dr {licence}"), profile_input(licence))
+            .await;
+        let mut socket = on.ws_client(&doctor.access).await;
+        socket.go_online().await;
+        (doctor, id, socket)
+    }
+
+    /// An approved doctor with a socket on this instance that chose ONLINE.
+    pub async fn online_doctor(
+        &self,
+        admin: &Account,
+        licence: &str,
+    ) -> (Account, String, WsClient) {
+        self.online_doctor_on(self, admin, licence).await
+    }
+
     /// A socket with the protocol negotiated but no `connection_init` sent.
     pub async fn ws_raw(&self) -> WsClient {
         WsClient::connect(self.addr).await
@@ -93,6 +118,18 @@ impl WsClient {
             .await;
         let ack = self.next_message().await;
         assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+
+    /// Chooses ONLINE; the socket must be an approved doctor's.
+    pub async fn go_online(&mut self) {
+        let online = self
+            .execute(
+                "online",
+                "mutation { setDoctorStatus(status: ONLINE) }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(online["data"]["setDoctorStatus"], "ONLINE", "{online}");
     }
 
     pub async fn send(&mut self, message: Value) {
