@@ -30,13 +30,6 @@ async fn status_on(app: &TestApp, doctor_id: &str) -> Value {
         .clone()
 }
 
-async fn signal(socket: &mut WsClient, id: &str, input: Value) {
-    let sent = socket
-        .execute(id, SEND_SIGNAL, json!({ "input": input }))
-        .await;
-    assert_eq!(sent["data"]["sendSignal"], true, "{sent}");
-}
-
 #[tokio::test]
 #[ignore = "needs Redis"]
 async fn a_call_crosses_instances_from_ring_to_hang_up() {
@@ -83,12 +76,12 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
 
     accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
     listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
-    signal(
-        &mut patient_ws,
-        "offer",
-        json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
-    )
-    .await;
+    patient_ws
+        .signal(
+            "offer",
+            json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
+        )
+        .await;
     let offer = doctor_ws.next_data("signals").await["signals"].clone();
     assert_eq!(
         (
@@ -98,43 +91,43 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
         ),
         (Some("OFFER"), Some("v=0 offer"), Some(patient.id.as_str()))
     );
-    signal(
-        &mut doctor_ws,
-        "answer",
-        json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 answer" }),
-    )
-    .await;
+    doctor_ws
+        .signal(
+            "answer",
+            json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 answer" }),
+        )
+        .await;
     assert_eq!(
         patient_ws.next_data("signals").await["signals"]["sdp"],
         "v=0 answer"
     );
     let candidate = json!({ "candidate": "candidate:1 1 udp 1 10.0.0.1 5000 typ host" });
-    signal(
-        &mut doctor_ws,
-        "ice",
-        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate }),
-    )
-    .await;
+    doctor_ws
+        .signal(
+            "ice",
+            json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate }),
+        )
+        .await;
     assert_eq!(
         patient_ws.next_data("signals").await["signals"]["candidate"],
         candidate
     );
-    signal(
-        &mut patient_ws,
-        "mute",
-        json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false }),
-    )
-    .await;
+    patient_ws
+        .signal(
+            "mute",
+            json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false }),
+        )
+        .await;
     let media = doctor_ws.next_data("signals").await["signals"].clone();
     assert_eq!(media["audioEnabled"], false);
     // One sender's signals keep their order across instances.
     for n in 0..20 {
-        signal(
-            &mut patient_ws,
-            &format!("seq{n}"),
-            json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": format!("v=0 #{n}") }),
-        )
-        .await;
+        patient_ws
+            .signal(
+                &format!("seq{n}"),
+                json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": format!("v=0 #{n}") }),
+            )
+            .await;
     }
     for n in 0..20 {
         assert_eq!(
@@ -408,12 +401,12 @@ async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_else
     let (doctor, doctor_id, mut doctor_ws, patient, mut patient_ws, call_id) =
         active_call(&a, &a, "RESTART-1").await;
     listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
-    signal(
-        &mut patient_ws,
-        "offer",
-        json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
-    )
-    .await;
+    patient_ws
+        .signal(
+            "offer",
+            json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
+        )
+        .await;
     assert_eq!(
         doctor_ws.next_data("signals").await["signals"]["sdp"],
         "v=0 offer"
@@ -459,23 +452,23 @@ async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_else
     // The call never stopped: ACTIVE, the doctor BUSY, and the browsers renegotiate on B.
     assert_eq!(call_on(&b, &patient, &call_id).await["status"], "ACTIVE");
     assert_eq!(status_on(&b, &doctor_id).await, "BUSY");
-    signal(
-        &mut patient_ws,
-        "renegotiate",
-        json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": "v=0 restart offer" }),
-    )
-    .await;
+    patient_ws
+        .signal(
+            "renegotiate",
+            json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": "v=0 restart offer" }),
+        )
+        .await;
     let offer = doctor_ws.next_data("signals").await["signals"].clone();
     assert_eq!(
         (offer["kind"].as_str(), offer["sdp"].as_str()),
         (Some("RENEGOTIATE"), Some("v=0 restart offer"))
     );
-    signal(
-        &mut doctor_ws,
-        "answer",
-        json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 restart answer" }),
-    )
-    .await;
+    doctor_ws
+        .signal(
+            "answer",
+            json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 restart answer" }),
+        )
+        .await;
     assert_eq!(
         patient_ws.next_data("signals").await["signals"]["sdp"],
         "v=0 restart answer"

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use common::stripe::{FakeStripe, ORIGIN, event};
-use common::ws::{WsClient, accept_call, listen_for_signals};
+use common::ws::{accept_call, listen_for_signals};
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -21,7 +21,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_medilink");
 const CALL_EVENTS: &str = "subscription { callEvents { kind call { id status } } }";
 const SIGNALS: &str =
     "subscription($id: ID!) { signals(callId: $id) { kind sdp candidate { candidate } } }";
-const SEND_SIGNAL: &str = "mutation($input: SendSignalInput!) { sendSignal(input: $input) }";
 const REFRESH: &str = "mutation($token: String!) { refreshToken(token: $token) { accessToken refreshToken user { id email role } } }";
 
 /// A value that cannot appear in a log by chance.
@@ -204,13 +203,6 @@ async fn graphql_with_id(
     let body: Value = request.send().await.unwrap().json().await.unwrap();
     assert!(body.get("errors").is_none(), "{body}");
     body["data"].clone()
-}
-
-async fn signal(socket: &mut WsClient, id: &str, input: Value) {
-    let sent = socket
-        .execute(id, SEND_SIGNAL, json!({ "input": input }))
-        .await;
-    assert_eq!(sent["data"]["sendSignal"], true, "{sent}");
 }
 
 #[tokio::test]
@@ -415,38 +407,34 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
     listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
 
     let offer_sdp = format!("v=0\r\no=- {offer_marker} 2 IN IP4 127.0.0.1\r\ns=-\r\n");
-    signal(
-        &mut patient_ws,
-        "offer",
-        json!({ "callId": call_id, "kind": "OFFER", "sdp": offer_sdp }),
-    )
-    .await;
+    patient_ws
+        .signal(
+            "offer",
+            json!({ "callId": call_id, "kind": "OFFER", "sdp": offer_sdp }),
+        )
+        .await;
     assert_eq!(
         doctor_ws.next_data("signals").await["signals"]["sdp"],
         offer_sdp.as_str()
     );
     let answer_sdp = format!("v=0\r\no=- {answer_marker} 2 IN IP4 127.0.0.1\r\ns=-\r\n");
-    signal(
-        &mut doctor_ws,
-        "answer",
-        json!({ "callId": call_id, "kind": "ANSWER", "sdp": answer_sdp }),
-    )
-    .await;
+    doctor_ws
+        .signal(
+            "answer",
+            json!({ "callId": call_id, "kind": "ANSWER", "sdp": answer_sdp }),
+        )
+        .await;
     assert_eq!(
         patient_ws.next_data("signals").await["signals"]["sdp"],
         answer_sdp.as_str()
     );
     let candidate = |m: &str| json!({ "candidate": format!("candidate:{m} 1 udp 2122260223 192.0.2.1 54321 typ host"), "sdpMid": "0", "sdpMLineIndex": 0 });
-    signal(
-        &mut patient_ws,
-        "ice-p",
+    patient_ws.signal("ice-p",
         json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate(&candidate_markers[0]) }),
     )
     .await;
     doctor_ws.next_data("signals").await;
-    signal(
-        &mut doctor_ws,
-        "ice-d",
+    doctor_ws.signal("ice-d",
         json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate(&candidate_markers[1]) }),
     )
     .await;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::stripe::{FakeStripe, ORIGIN, event, signed};
-use common::ws::{WsClient, accept_call, listen_for_signals};
+use common::ws::{accept_call, listen_for_signals};
 use common::*;
 use serde_json::{Value, json};
 
@@ -247,13 +247,6 @@ async fn client_chosen_operation_names_cannot_grow_the_series_without_bound() {
     assert_eq!(scrape.get(&latency("other", "count")), 3.0);
 }
 
-async fn signal(socket: &mut WsClient, id: &str, input: Value) {
-    let sent = socket
-        .execute(id, SEND_SIGNAL, json!({ "input": input }))
-        .await;
-    assert_eq!(sent["data"]["sendSignal"], true, "{sent}");
-}
-
 #[tokio::test]
 async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
     let app = spawn_app().await;
@@ -361,7 +354,7 @@ async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
         };
         let mut input = input;
         input["callId"] = json!(call_id);
-        signal(sender, id, input).await;
+        sender.signal(id, input).await;
     }
     let refused = patient_ws
         .execute(

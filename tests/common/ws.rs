@@ -120,6 +120,18 @@ impl WsClient {
         assert_eq!(ack["type"], "connection_ack", "{ack}");
     }
 
+    /// Relays a signal with `sendSignal` and checks that it went.
+    pub async fn signal(&mut self, id: &str, input: Value) {
+        let sent = self
+            .execute(
+                id,
+                "mutation SendSignal($input: SendSignalInput!) { sendSignal(input: $input) }",
+                json!({ "input": input }),
+            )
+            .await;
+        assert_eq!(sent["data"]["sendSignal"], true, "{sent}");
+    }
+
     /// Chooses ONLINE; the socket must be an approved doctor's.
     pub async fn go_online(&mut self) {
         let online = self
