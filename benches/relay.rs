@@ -10,6 +10,9 @@
 //! (default 10,000) idle sockets with one subscription each measure memory per connection.
 //! Runs on one instance, then on two instances over Redis (`MEDILINK_TEST_REDIS_URL`, default
 //! redis://127.0.0.1:6379; skipped if it does not answer), patients on one, doctors on the other.
+//! `RELAY_WRAP` runs each MediLink server under a profiler, for example
+//! `RELAY_WRAP="valgrind --tool=massif" RELAY_PAIRS=2 RELAY_IDLE=2000`; such servers are stopped
+//! with SIGTERM, so that the profiler writes its output.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -166,11 +169,21 @@ fn raise_open_files() {
 struct Process {
     child: Child,
     addr: SocketAddr,
+    /// Runs under `RELAY_WRAP`.
+    wrapped: bool,
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        match i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) only sends a signal, to our own child.
+            Ok(pid) if self.wrapped => unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            },
+            _ => {
+                let _ = self.child.kill();
+            }
+        }
         let _ = self.child.wait();
     }
 }
@@ -183,13 +196,17 @@ fn free_port() -> u16 {
 }
 
 impl Process {
-    fn start(mut command: Command, addr: SocketAddr) -> Self {
+    fn start(mut command: Command, addr: SocketAddr, wrapped: bool) -> Self {
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect("server starts");
-        let process = Self { child, addr };
+        let process = Self {
+            child,
+            addr,
+            wrapped,
+        };
         for _ in 0..600 {
             if std::net::TcpStream::connect(addr).is_ok() {
                 return process;
@@ -203,12 +220,17 @@ impl Process {
         let port = free_port();
         let mut command = Command::new(std::env::current_exe().expect("this bench"));
         command.env("RELAY_BARE_SERVER", port.to_string());
-        Self::start(command, SocketAddr::from(([127, 0, 0, 1], port)))
+        Self::start(command, SocketAddr::from(([127, 0, 0, 1], port)), false)
     }
 
     fn medilink(database: &Database, redis: Option<(&str, &str)>) -> Self {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_medilink"));
+        let wrap = std::env::var("RELAY_WRAP").unwrap_or_default();
+        let mut words = wrap
+            .split_whitespace()
+            .chain([env!("CARGO_BIN_EXE_medilink")]);
+        let mut command = Command::new(words.next().expect("a program"));
+        command.args(words);
         command
             .arg("serve")
             .env("MEDILINK_DATABASE_URL", &database.url)
@@ -225,7 +247,8 @@ impl Process {
                 .env("MEDILINK_REDIS_URL", url)
                 .env("MEDILINK_REDIS_PREFIX", prefix);
         }
-        Self::start(command, SocketAddr::from(([127, 0, 0, 1], port)))
+        let wrapped = !wrap.is_empty();
+        Self::start(command, SocketAddr::from(([127, 0, 0, 1], port)), wrapped)
     }
 
     fn pid(&self) -> u32 {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::ws::{WsClient, accept_call, listen_for_signals};
+use common::ws::{WsClient, accept_call, listen_for_signals, start_call};
 use common::*;
 use futures_util::future::join;
 use serde_json::{Value, json};
@@ -57,17 +57,7 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
     patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;
     patient_ws.sync().await;
-    let call = patient_ws
-        .execute("call", START_CALL, json!({ "doctor": doctor_id }))
-        .await;
-    let call_id = call["data"]["startCall"]["id"]
-        .as_str()
-        .expect("call started")
-        .to_owned();
-    assert_eq!(
-        doctor_ws.next_data("events").await["callEvents"]["kind"],
-        "INCOMING"
-    );
+    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
     assert_eq!(
         watching.next_data("status").await["doctorStatusChanged"]["status"],
         "BUSY"
@@ -363,17 +353,7 @@ async fn active_call(
     patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;
     patient_ws.sync().await;
-    let call = patient_ws
-        .execute("call", START_CALL, json!({ "doctor": doctor_id }))
-        .await;
-    let call_id = call["data"]["startCall"]["id"]
-        .as_str()
-        .expect("call started")
-        .to_owned();
-    assert_eq!(
-        doctor_ws.next_data("events").await["callEvents"]["kind"],
-        "INCOMING"
-    );
+    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
     accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
     (doctor, doctor_id, doctor_ws, patient, patient_ws, call_id)
 }

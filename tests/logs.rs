@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use common::stripe::{FakeStripe, ORIGIN, event};
-use common::ws::{accept_call, listen_for_signals};
+use common::ws::{accept_call, listen_for_signals, start_call};
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -388,21 +388,7 @@ async fn a_whole_flow_logs_json_with_ids_and_no_secret() {
     patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;
     patient_ws.sync().await;
-    let call = patient_ws
-        .execute(
-            "call",
-            "mutation($d: ID!) { startCall(input: { doctorId: $d }) { id } }",
-            json!({ "d": doctor_id }),
-        )
-        .await;
-    let call_id = call["data"]["startCall"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{call}"))
-        .to_owned();
-    assert_eq!(
-        doctor_ws.next_data("events").await["callEvents"]["kind"],
-        "INCOMING"
-    );
+    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
     accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
     listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
 

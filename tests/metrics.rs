@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::stripe::{FakeStripe, ORIGIN, event, signed};
-use common::ws::{accept_call, listen_for_signals};
+use common::ws::{accept_call, listen_for_signals, start_call};
 use common::*;
 use serde_json::{Value, json};
 
@@ -281,21 +281,7 @@ async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
     // A subscription is counted once its outcome is known: here, at its first event.
     assert_eq!(before.value(&requests("CallEvents", "ok")), None);
 
-    let call = patient_ws
-        .execute(
-            "call",
-            "mutation StartCall($doctor: ID!) { startCall(input: { doctorId: $doctor }) { id } }",
-            json!({ "doctor": doctor_id }),
-        )
-        .await;
-    let call_id = call["data"]["startCall"]["id"]
-        .as_str()
-        .expect("call started")
-        .to_owned();
-    assert_eq!(
-        doctor_ws.next_data("events").await["callEvents"]["kind"],
-        "INCOMING"
-    );
+    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
     let ringing = scrape(&app).await;
     assert_eq!(ringing.get("medilink_calls_active{state=\"ringing\"}"), 1.0);
     assert_eq!(ringing.get("medilink_calls_active{state=\"active\"}"), 0.0);

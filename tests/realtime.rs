@@ -455,8 +455,8 @@ async fn a_third_user_is_refused_on_every_call_operation() {
             json!({ "id": call_id }),
         ),
         (
-            "end",
-            "mutation($id: ID!) { endCall(callId: $id) { id } }",
+            "cancel",
+            "mutation($id: ID!) { cancelCall(callId: $id) { id } }",
             json!({ "id": call_id }),
         ),
         (
@@ -623,6 +623,89 @@ async fn doctors_choose_online_only_when_approved_and_connected() {
         )
         .await;
     assert_eq!(offline["doctors"]["totalCount"], 1);
+}
+
+/// `callEvents` waits outside the executor and is executed once per event: any selection still
+/// renders as the executor renders it, and a bad operation is refused at once, not at the first
+/// event.
+#[tokio::test]
+async fn call_events_take_any_selection_and_bad_ones_are_refused_at_once() {
+    let app = fast_app().await;
+    let admin = app.admin().await;
+    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "DORMANT-1").await;
+
+    doctor_ws
+        .subscribe(
+            "unknown",
+            "subscription { callEvents { kind nope } }",
+            json!({}),
+        )
+        .await;
+    let refused = doctor_ws.message_for("unknown").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert!(
+        refused["payload"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nope")),
+        "{refused}"
+    );
+    doctor_ws
+        .subscribe(
+            "unused",
+            "subscription($x: Boolean!) { callEvents { kind } }",
+            json!({ "x": true }),
+        )
+        .await;
+    assert_eq!(
+        doctor_ws.message_for("unused").await["type"],
+        "error",
+        "a declared variable that is never used"
+    );
+
+    let rich = "subscription Watch($withDoctor: Boolean!, $withCallee: Boolean!) { \
+        ev: callEvents { what: kind ...Caller call { doctor @include(if: $withDoctor) { id specialization } \
+        callee @include(if: $withCallee) { name } } } } \
+        fragment Caller on CallEvent { call { id status caller { name role } } }";
+    doctor_ws
+        .subscribe(
+            "rich",
+            rich,
+            json!({ "withDoctor": true, "withCallee": false }),
+        )
+        .await;
+    doctor_ws.sync().await;
+    let patient = app.register_patient().await;
+    let patient_name = app
+        .ok("{ me { name } }", json!({}), Some(&patient.access))
+        .await["me"]["name"]
+        .clone();
+    let mut patient_ws = app.ws_client(&patient.access).await;
+    let started = patient_ws
+        .execute("call", START_CALL, json!({ "doctor": doctor_id }))
+        .await;
+    let call_id = started["data"]["startCall"]["id"].clone();
+    assert_eq!(
+        doctor_ws.next_data("rich").await,
+        json!({ "ev": {
+            "what": "INCOMING",
+            "call": {
+                "id": call_id,
+                "status": "RINGING",
+                "caller": { "name": patient_name, "role": "PATIENT" },
+                "doctor": { "id": doctor_id, "specialization": "Cardiology" },
+            },
+        } })
+    );
+    patient_ws
+        .execute(
+            "cancel",
+            "mutation($id: ID!) { cancelCall(callId: $id) { id } }",
+            json!({ "id": call_id }),
+        )
+        .await;
+    let cancelled = doctor_ws.next_data("rich").await;
+    assert_eq!(cancelled["ev"]["what"], "CANCELLED", "{cancelled}");
+    assert_eq!(cancelled["ev"]["call"]["status"], "ENDED", "{cancelled}");
 }
 
 #[tokio::test]

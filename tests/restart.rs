@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::ws::{WsClient, accept_call};
+use common::ws::{WsClient, accept_call, start_call};
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,17 +45,7 @@ async fn ring(
     let mut patient_ws = app.ws_client(&patient.access).await;
     patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     patient_ws.sync().await;
-    let call = patient_ws
-        .execute("call", START_CALL, json!({ "doctor": doctor_id }))
-        .await;
-    let call_id = call["data"]["startCall"]["id"]
-        .as_str()
-        .expect("call started")
-        .to_owned();
-    assert_eq!(
-        doctor_ws.next_data("events").await["callEvents"]["kind"],
-        "INCOMING"
-    );
+    let call_id = start_call(&mut patient_ws, doctor_ws, doctor_id).await;
     (patient, patient_ws, call_id)
 }
 

@@ -17,6 +17,7 @@ use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
+use crate::graphql::dormant::user_events;
 use crate::graphql::loaders::{DoctorLoader, UserLoader, loader, prefetch};
 use crate::graphql::parse_id;
 use crate::pagination::PageArgs;
@@ -151,7 +152,12 @@ impl CallsSubscription {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = CallEvent>> {
-        Ok(service::call_events(state(ctx), viewer(ctx).await?))
+        let viewer = viewer(ctx).await?;
+        Ok(service::call_events(user_events(
+            ctx,
+            state(ctx),
+            viewer.id,
+        )))
     }
 
     /// What the other participant of this call sends, until the call ends.

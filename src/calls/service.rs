@@ -614,12 +614,9 @@ pub fn doctor_statuses(
         .boxed()
 }
 
-/// The viewer's own call events.
-pub fn call_events(state: &AppState, viewer: AuthUser) -> BoxStream<'static, CallEvent> {
-    state
-        .realtime
-        .bus
-        .subscribe(Topic::User(viewer.id))
+/// The call events among a user's `events`.
+pub fn call_events(events: BoxStream<'static, Event>) -> BoxStream<'static, CallEvent> {
+    events
         .filter_map(|event| {
             std::future::ready(match event {
                 Event::Call(event) => Some(Arc::unwrap_or_clone(event)),

@@ -1,6 +1,7 @@
 //! Parsed documents by query text, shared by every socket: clients send the same few operations
 //! (a signal per ICE candidate) over and over, and parsing one costs more than copying it. A
-//! document the socket can serve itself is recognised once, here, and never copied.
+//! document the socket can serve itself is recognised once, here, and never copied; one the
+//! socket keeps dormant is recognised here too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use async_graphql::Request;
 use async_graphql::parser::types::ExecutableDocument;
 
 use super::direct::Direct;
+use super::dormant::Wake;
 
 /// Distinct query texts kept; past this the cache starts over.
 const CAPACITY: usize = 256;
@@ -23,30 +25,56 @@ struct Entry {
     direct: Option<Arc<Direct>>,
 }
 
+/// How a request's operation runs.
+pub enum Prepared {
+    /// Served by the socket itself.
+    Direct(Arc<Direct>),
+    /// Executed, kept dormant between the events that wake it.
+    Dormant(Wake),
+    /// Executed.
+    Execute,
+}
+
 impl Documents {
-    /// The direct form of the request's operation if it has one; otherwise gives `request` its
-    /// parsed document, from the cache or parsed now and kept. A query that does not parse is
-    /// left for execution to report.
-    pub fn prepare(&self, request: &mut Request) -> Option<Arc<Direct>> {
+    /// How the request's operation runs; unless it is direct, gives `request` its parsed
+    /// document, from the cache or parsed now and kept. A query that does not parse is left for
+    /// execution to report.
+    pub fn prepare(&self, request: &mut Request) -> Prepared {
         let name = request.operation_name.clone();
         let selected = |direct: &&Arc<Direct>| direct.is_selected_by(name.as_deref());
-        if let Some(entry) = self.lock().get(&request.query) {
-            if let Some(direct) = entry.direct.as_ref().filter(selected) {
-                return Some(direct.clone());
+        let cached = self.lock().get(&request.query).map(|entry| {
+            (
+                entry.direct.as_ref().filter(selected).cloned(),
+                entry.document.clone(),
+            )
+        });
+        let document = match cached {
+            Some((Some(direct), _)) => return Prepared::Direct(direct),
+            Some((None, document)) => document,
+            None => {
+                let Ok(document) = request.parsed_query().cloned() else {
+                    return Prepared::Execute;
+                };
+                let direct = Direct::recognise(&document).map(Arc::new);
+                let chosen = direct.as_ref().filter(selected).cloned();
+                let mut parsed = self.lock();
+                if parsed.len() >= CAPACITY {
+                    parsed.clear();
+                }
+                let entry = Entry {
+                    document: document.clone(),
+                    direct,
+                };
+                parsed.insert(request.query.clone(), entry);
+                if let Some(direct) = chosen {
+                    return Prepared::Direct(direct);
+                }
+                document
             }
-            let document = entry.document.clone();
-            request.set_parsed_query(document);
-            return None;
-        }
-        let document = request.parsed_query().ok()?.clone();
-        let direct = Direct::recognise(&document).map(Arc::new);
-        let chosen = direct.as_ref().filter(selected).cloned();
-        let mut parsed = self.lock();
-        if parsed.len() >= CAPACITY {
-            parsed.clear();
-        }
-        parsed.insert(request.query.clone(), Entry { document, direct });
-        chosen
+        };
+        let wake = Wake::recognise(&document, name.as_deref());
+        request.set_parsed_query(document);
+        wake.map_or(Prepared::Execute, Prepared::Dormant)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {

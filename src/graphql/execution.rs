@@ -18,10 +18,12 @@ use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 
 use super::direct::Direct;
+use super::dormant::Given;
 use super::{AppSchema, nul};
 use crate::auth::AuthUser;
 use crate::error::ErrorCode;
 use crate::metrics::{self, Held, Metrics};
+use crate::realtime::bus::Event;
 use crate::state::AppState;
 
 /// Runs a query or mutation that came over HTTP, and records it.
@@ -36,20 +38,54 @@ pub async fn execute(schema: &AppSchema, metrics: &Metrics, mut request: Request
     response
 }
 
-/// The responses of an operation that came over a WebSocket, recorded at the first of them
-/// (or when the stream ends without one); a subscription counts as running while it lasts.
+/// The type of the operation that came over a WebSocket (`None` if it does not parse: it fails
+/// at once), and its responses, recorded at the first of them (or when the stream ends without
+/// one); a subscription counts as running while it lasts.
 pub fn execute_stream(
     schema: &AppSchema,
     metrics: &Arc<Metrics>,
     mut request: Request,
-) -> impl Stream<Item = Response> + Send + 'static {
+) -> (
+    Option<OperationType>,
+    impl Stream<Item = Response> + Send + 'static,
+) {
     let (operation, kind) = inspect(metrics, &mut request);
     let subscription = kind == Some(OperationType::Subscription);
     let inner = match nul::refusal(&mut request) {
         Some(refused) => stream::once(async { refused }).boxed(),
         None => schema.execute_stream(request),
     };
-    Tracked::new(metrics, operation, subscription, inner)
+    (kind, Tracked::new(metrics, operation, subscription, inner))
+}
+
+/// A subscription the socket keeps dormant (see [`super::dormant`]), recorded as one running
+/// subscription: `request` makes the operation's request with what it is given. Checked first
+/// by executing it with nothing; what that yields (a refusal or an error) ends it. Otherwise it
+/// executes once for each of `events`, which the caller subscribed to before this returns.
+pub fn execute_dormant(
+    schema: &AppSchema,
+    metrics: &Arc<Metrics>,
+    events: BoxStream<'static, Event>,
+    request: impl Fn(Given) -> Request + Send + 'static,
+) -> impl Stream<Item = Response> + Send + 'static {
+    let mut check = request(Given(None));
+    let (operation, _) = inspect(metrics, &mut check);
+    let inner = match nul::refusal(&mut check) {
+        Some(refused) => stream::once(async { refused }).boxed(),
+        None => {
+            let checked = schema.execute_stream(check).collect::<Vec<_>>();
+            let mut waiting = Some((schema.clone(), events, request));
+            stream::once(checked)
+                .flat_map(move |refusals| match waiting.take() {
+                    Some((schema, events, request)) if refusals.is_empty() => events
+                        .flat_map(move |event| schema.execute_stream(request(Given(Some(event)))))
+                        .boxed(),
+                    _ => stream::iter(refusals).boxed(),
+                })
+                .boxed()
+        }
+    };
+    Tracked::new(metrics, operation, true, inner)
 }
 
 /// An operation the socket serves itself (see [`super::direct`]), refused and recorded as the

@@ -4,6 +4,7 @@ pub mod connection;
 pub mod context;
 pub mod direct;
 pub mod documents;
+pub mod dormant;
 pub mod execution;
 pub mod loaders;
 mod nul;

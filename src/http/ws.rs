@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio_stream::StreamMap;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
 use super::{HttpState, REQUEST_ID};
@@ -22,6 +23,8 @@ use crate::auth::AuthUser;
 use crate::calls;
 use crate::error::ErrorCode;
 use crate::graphql::context::{Session, log_as};
+use crate::graphql::documents::Prepared;
+use crate::graphql::dormant::Given;
 use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
 use crate::realtime::bus::{Event, Topic};
@@ -77,11 +80,7 @@ pub async fn upgrade(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| {
-            async move {
-                serve(socket, state, client, permit, request_id).await;
-                drop(open);
-            }
-            .instrument(span)
+            serve(socket, state, client, (permit, open), request_id).instrument(span)
         })
 }
 
@@ -174,28 +173,41 @@ async fn closing(socket: &mut WebSocket, code: u16) -> Ended {
     Ended::Client(code)
 }
 
-/// Serves one socket; `_permit` holds its place among its address's connections until it ends.
-async fn serve(
+/// Serves one socket; `held` (its place among its address's connections, and among the
+/// instance's open sockets) is released when it ends.
+///
+/// A socket's future stays allocated for as long as the socket is open, so its size counts:
+/// this is a plain function returning an `async move` block because an `async fn` keeps its
+/// arguments twice (captured, and moved into its body), and the futures of `connection` and
+/// `run` are boxed because nested inline they took 3.5 KiB per socket instead of about 2.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice"
+)]
+fn serve(
     mut socket: WebSocket,
     state: HttpState,
     client: ClientIp,
-    _permit: ConnectionPermit,
+    held: (ConnectionPermit, TaskTrackerToken),
     request_id: String,
-) {
-    let _open = state.app.metrics.websocket_connected();
-    let opened = Instant::now();
-    let ended = connection(&mut socket, &state, client, &request_id).await;
-    let (code, closed_by) = match ended {
-        Ended::Server(code) => (Some(code), "server"),
-        Ended::Client(code) => (Some(code), "client"),
-        Ended::Dropped => (None, "network"),
-    };
-    tracing::info!(
-        code,
-        closed_by,
-        duration_ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "socket closed"
-    );
+) -> impl Future<Output = ()> {
+    async move {
+        let _held = held;
+        let _connected = state.app.metrics.websocket_connected();
+        let opened = Instant::now();
+        let ended = Box::pin(connection(&mut socket, &state, client, &request_id)).await;
+        let (code, closed_by) = match ended {
+            Ended::Server(code) => (Some(code), "server"),
+            Ended::Client(code) => (Some(code), "client"),
+            Ended::Dropped => (None, "network"),
+        };
+        tracing::info!(
+            code,
+            closed_by,
+            duration_ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "socket closed"
+        );
+    }
 }
 
 async fn connection(
@@ -204,21 +216,18 @@ async fn connection(
     client: ClientIp,
     request_id: &str,
 ) -> Ended {
+    // The futures awaited only while the socket opens and closes are boxed: inline, the largest
+    // of them would set the size of every socket's future for its whole life.
     let config = state.app.config.clone();
-    let user = match handshake(
-        socket,
-        state,
-        Duration::from_secs(config.ws_init_timeout_secs),
-    )
-    .await
-    {
+    let init_timeout = Duration::from_secs(config.ws_init_timeout_secs);
+    let user = match Box::pin(handshake(socket, state, init_timeout)).await {
         Ok(user) => user,
         Err(ended) => return ended,
     };
     log_as(&user);
     let realtime = &state.app.realtime;
     let presence = realtime.presence.clone();
-    let Connection { id, kicked } = match presence.connect(user.id).await {
+    let Connection { id, kicked } = match Box::pin(presence.connect(user.id)).await {
         Ok(connection) => connection,
         Err(error) => {
             tracing::warn!(error = %error.0, "cannot record a connection in presence");
@@ -244,7 +253,7 @@ async fn connection(
     let mut kicked = futures_util::future::select(kicked, kicked_elsewhere.into_future());
     let ended = if send(socket, &ServerMessage::ConnectionAck).await {
         tracing::info!(role = user.role.as_str(), "socket opened");
-        run(
+        Box::pin(run(
             socket,
             state,
             user,
@@ -252,13 +261,13 @@ async fn connection(
             request_id,
             &mut kicked,
             Duration::from_secs(config.ws_ping_interval_secs),
-        )
+        ))
         .await
     } else {
         Ended::Dropped
     };
     drop(holds);
-    match presence.disconnect(user.id, id).await {
+    match Box::pin(presence.disconnect(user.id, id)).await {
         Ok(true) => calls::service::connection_lost(&state.app),
         Ok(false) => {}
         Err(error) => {
@@ -415,21 +424,7 @@ async fn run(
                         if operations.contains_key(&id) {
                             return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                         }
-                        let mut request = *payload;
-                        let direct = state.documents.prepare(&mut request).and_then(|direct| {
-                            let kind = direct.kind;
-                            execution::execute_direct(direct, &state.app, user, &request.variables)
-                                .map(|responses| (kind, responses.boxed()))
-                        });
-                        let (kind, responses) = match direct {
-                            Some((kind, responses)) => (Some(kind), responses),
-                            None => {
-                                let mut request = with_request_data(request, &state.app, session.clone()).data(client);
-                                let kind = operation_type(&mut request);
-                                let figures = &state.app.metrics;
-                                (kind, execution::execute_stream(&state.schema, figures, request).boxed())
-                            }
-                        };
+                        let (kind, responses) = start(state, user, &session, client, *payload);
                         if kind == Some(OperationType::Subscription) {
                             subscriptions.insert(id.clone());
                         }
@@ -448,15 +443,49 @@ async fn run(
     }
 }
 
-/// The type of the operation the request runs (`None` if it does not parse: it fails at once).
-fn operation_type(request: &mut Request) -> Option<OperationType> {
-    let name = request.operation_name.clone();
-    let document = request.parsed_query().ok()?;
-    document
-        .operations
-        .iter()
-        .find(|(operation, _)| name.is_none() || operation.map(|n| n.as_str()) == name.as_deref())
-        .map(|(_, definition)| definition.node.ty)
+/// Starts `request` for the socket's `user`: the type of its operation (`None` if it does not
+/// parse: it fails at once) and its responses.
+fn start(
+    state: &HttpState,
+    user: AuthUser,
+    session: &Arc<Session>,
+    client: ClientIp,
+    mut request: Request,
+) -> (Option<OperationType>, BoxStream<'static, Response>) {
+    match state.documents.prepare(&mut request) {
+        Prepared::Direct(direct) => {
+            let kind = direct.kind;
+            if let Some(responses) =
+                execution::execute_direct(direct, &state.app, user, &request.variables)
+            {
+                return (Some(kind), responses.boxed());
+            }
+        }
+        Prepared::Dormant(wake) => {
+            // Listening from now on, before anything the client sends next runs.
+            let events = wake.events(&state.app, user.id);
+            let (app, documents, session) =
+                (state.app.clone(), state.documents.clone(), session.clone());
+            let query = std::mem::take(&mut request.query);
+            let operation_name = request.operation_name.take();
+            let variables = std::mem::take(&mut request.variables);
+            let request = move |given: Given| {
+                let mut request = Request::new(query.clone()).variables(variables.clone());
+                request.operation_name.clone_from(&operation_name);
+                documents.prepare(&mut request);
+                with_request_data(request, &app, session.clone())
+                    .data(client)
+                    .data(given)
+            };
+            let metrics = &state.app.metrics;
+            let responses = execution::execute_dormant(&state.schema, metrics, events, request);
+            return (Some(OperationType::Subscription), responses.boxed());
+        }
+        Prepared::Execute => {}
+    }
+    let request = with_request_data(request, &state.app, session.clone()).data(client);
+    let (kind, responses) = execution::execute_stream(&state.schema, &state.app.metrics, request);
+    (kind, responses.boxed())
 }
 
 /// A failure before execution (parse, validation, or a subscription refused at its start)

@@ -9,7 +9,8 @@ use crate::appointments;
 use crate::appointments::model::Appointment;
 use crate::error::AppResult;
 use crate::graphql::context::{state, viewer};
-use crate::realtime::bus::{Event, Topic};
+use crate::graphql::dormant::user_events;
+use crate::realtime::bus::Event;
 
 #[derive(Default)]
 pub struct NotificationsSubscription;
@@ -22,16 +23,12 @@ impl NotificationsSubscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = Notification>> {
         let viewer = viewer(ctx).await?;
-        Ok(state(ctx)
-            .realtime
-            .bus
-            .subscribe(Topic::User(viewer.id))
-            .filter_map(|event| {
-                std::future::ready(match event {
-                    Event::Notification(notification) => Some(Arc::unwrap_or_clone(notification)),
-                    _ => None,
-                })
-            }))
+        Ok(user_events(ctx, state(ctx), viewer.id).filter_map(|event| {
+            std::future::ready(match event {
+                Event::Notification(notification) => Some(Arc::unwrap_or_clone(notification)),
+                _ => None,
+            })
+        }))
     }
 }
 

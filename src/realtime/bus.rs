@@ -8,10 +8,9 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
+use super::fanout::Subscribers;
 use super::presence::DoctorStatusEvent;
 use crate::calls::model::{CallEvent, Signal};
 use crate::chat::model::ChatMessage;
@@ -28,9 +27,8 @@ pub enum Topic {
     Chat(String),
 }
 
-/// Every variant is shared or empty: each user's channel keeps room for `CAPACITY` events (a
-/// byte of `Event` costs `CAPACITY` bytes per connected user), and every subscriber of a topic
-/// receives a clone.
+/// Every variant is shared or empty: every subscriber of a topic receives a clone, and a queued
+/// event costs a pointer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Event {
     DoctorStatus(#[serde(with = "shared")] Arc<DoctorStatusEvent>),
@@ -83,7 +81,7 @@ pub trait EventBus: Send + Sync {
     fn publish(&self, topic: Topic, event: Event);
 
     /// Events published on `topic` from now on. A subscriber that falls too far behind misses
-    /// the oldest events rather than slowing down everyone else.
+    /// events rather than slowing down everyone else.
     fn subscribe(&self, topic: Topic) -> BoxStream<'static, Event>;
 
     /// Resolves once events published on `topic` by any instance reach this instance's
@@ -98,12 +96,10 @@ pub trait EventBus: Send + Sync {
     fn flush(&self) -> BoxFuture<'static, ()>;
 }
 
-/// Events a subscriber may fall behind by before it misses the oldest.
-const CAPACITY: usize = 64;
 /// Topics kept before the first sweep of those nobody listens to.
 const PRUNE_ABOVE: usize = 64;
 
-/// The bus of a single server instance: one broadcast channel per topic with subscribers.
+/// The bus of a single server instance: the subscribers of each topic that has any.
 #[derive(Default)]
 pub struct InProcessBus {
     channels: Mutex<Channels>,
@@ -111,7 +107,7 @@ pub struct InProcessBus {
 
 #[derive(Default)]
 struct Channels {
-    by_topic: HashMap<Topic, broadcast::Sender<Event>>,
+    by_topic: HashMap<Topic, Subscribers>,
     /// The number of topics at which the next sweep runs.
     sweep_at: usize,
 }
@@ -119,32 +115,31 @@ struct Channels {
 impl EventBus for InProcessBus {
     fn publish(&self, topic: Topic, event: Event) {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = channels.by_topic.get(&topic)
-            && sender.send(event).is_err()
-        {
-            // Nobody listens any more: forget the topic.
-            channels.by_topic.remove(&topic);
+        if let Some(subscribers) = channels.by_topic.get_mut(&topic) {
+            subscribers.send(&event);
+            if subscribers.is_empty() {
+                // Nobody listens any more: forget the topic.
+                channels.by_topic.remove(&topic);
+            }
         }
     }
 
     fn subscribe(&self, topic: Topic) -> BoxStream<'static, Event> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if channels.by_topic.len() >= channels.sweep_at.max(PRUNE_ABOVE) {
-            // Topics nobody listens to any more hold a buffer each: drop them. The next sweep
+            // Forget the topics nobody listens to any more. The next sweep
             // waits until the map has doubled, so that with thousands of users listening a
             // subscription does not scan them all.
             channels
                 .by_topic
-                .retain(|_, sender| sender.receiver_count() > 0);
+                .retain(|_, subscribers| subscribers.prune());
             channels.sweep_at = channels.by_topic.len() * 2;
         }
-        let receiver = channels
+        channels
             .by_topic
             .entry(topic)
-            .or_insert_with(|| broadcast::channel(CAPACITY).0)
-            .subscribe();
-        BroadcastStream::new(receiver)
-            .filter_map(|item| std::future::ready(item.ok()))
+            .or_default()
+            .subscribe()
             .boxed()
     }
 

@@ -2,6 +2,7 @@
 //! graphql-transport-ws endpoint that delivers events to clients.
 
 pub mod bus;
+mod fanout;
 pub mod presence;
 pub mod protocol;
 pub mod redis_bus;

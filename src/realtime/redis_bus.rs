@@ -16,13 +16,11 @@ use futures_util::stream::BoxStream;
 use redis::IntoConnectionInfo;
 use redis::aio::ConnectionManager;
 use redis::io::tcp::TcpSettings;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::bus::{Event, EventBus, Hold, Topic};
+use super::fanout::Subscribers;
 
-/// Events a local subscriber may fall behind by before it misses the oldest.
-const CAPACITY: usize = 64;
 /// Publishes sent to Redis in one pipeline.
 const BATCH: usize = 256;
 /// How long a hold waits for Redis to confirm a subscription before giving up on it.
@@ -59,7 +57,7 @@ enum Outgoing {
 #[derive(Default)]
 struct Channel {
     holders: usize,
-    local: Option<broadcast::Sender<Event>>,
+    local: Subscribers,
     /// Redis confirmed the subscription on the current connection.
     confirmed: bool,
 }
@@ -101,19 +99,14 @@ impl Shared {
         self: &Arc<Self>,
         channel: &str,
         listen: bool,
-    ) -> (Release, Option<broadcast::Receiver<Event>>) {
+    ) -> (Release, Option<futures_channel::mpsc::Receiver<Event>>) {
         let mut channels = self.channels();
         let entry = channels.entry(channel.to_owned()).or_default();
         entry.holders += 1;
         if entry.holders == 1 {
             let _ = self.interest.send(channel.to_owned());
         }
-        let receiver = listen.then(|| {
-            entry
-                .local
-                .get_or_insert_with(|| broadcast::channel(CAPACITY).0)
-                .subscribe()
-        });
+        let receiver = listen.then(|| entry.local.subscribe());
         let release = Release {
             shared: self.clone(),
             channel: channel.to_owned(),
@@ -170,12 +163,8 @@ impl Shared {
             }
         };
         (self.observer)(&event);
-        let channels = self.channels();
-        if let Some(sender) = channels
-            .get(message.get_channel_name())
-            .and_then(|c| c.local.as_ref())
-        {
-            let _ = sender.send(event);
+        if let Some(channel) = self.channels().get_mut(message.get_channel_name()) {
+            channel.local.send(&event);
         }
     }
 }
@@ -231,11 +220,11 @@ impl EventBus for RedisBus {
         let Some(receiver) = receiver else {
             return futures_util::stream::empty().boxed();
         };
-        BroadcastStream::new(receiver)
-            .filter_map(move |item| {
+        receiver
+            .map(move |event| {
                 // The stream holds the channel for as long as it lives.
                 let _holding = &release;
-                std::future::ready(item.ok())
+                event
             })
             .boxed()
     }

@@ -273,6 +273,27 @@ impl WsClient {
     }
 }
 
+/// The patient calls the doctor over its socket; the doctor's "events" subscription sees it ring.
+/// Returns the call's id.
+pub async fn start_call(patient: &mut WsClient, doctor: &mut WsClient, doctor_id: &str) -> String {
+    let call = patient
+        .execute(
+            "call",
+            "mutation StartCall($doctor: ID!) { startCall(input: { doctorId: $doctor }) { id } }",
+            json!({ "doctor": doctor_id }),
+        )
+        .await;
+    let call_id = call["data"]["startCall"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{call}"))
+        .to_owned();
+    assert_eq!(
+        doctor.next_data("events").await["callEvents"]["kind"],
+        "INCOMING"
+    );
+    call_id
+}
+
 /// The doctor answers the ringing call; both sides see ACCEPTED on their "events" subscription.
 pub async fn accept_call(doctor: &mut WsClient, patient: &mut WsClient, call_id: &str) {
     let answered = doctor
