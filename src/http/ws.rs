@@ -27,7 +27,7 @@ use crate::graphql::documents::Prepared;
 use crate::graphql::dormant::Given;
 use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
-use crate::realtime::bus::{Event, Topic};
+use crate::realtime::bus::Topic;
 use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, close, init_token};
 use crate::users;
@@ -227,30 +227,20 @@ async fn connection(
     log_as(&user);
     let realtime = &state.app.realtime;
     let presence = realtime.presence.clone();
-    let Connection { id, kicked } = match Box::pin(presence.connect(user.id)).await {
+    let Connection { id, mut kicked } = match Box::pin(presence.connect(user.id)).await {
         Ok(connection) => connection,
         Err(error) => {
             tracing::warn!(error = %error.0, "cannot record a connection in presence");
             return close_with(socket, close::TRY_AGAIN_LATER, "Presence unavailable").await;
         }
     };
-    // Kicks from other instances come through the user's topic. Before the ack, this instance
-    // is listening to the user's events and to doctor statuses wherever they are published.
-    let kicked_elsewhere = if realtime.presence.is_shared() {
-        realtime
-            .bus
-            .subscribe(Topic::User(user.id))
-            .filter(|event| std::future::ready(matches!(event, Event::Kick)))
-            .boxed()
-    } else {
-        stream::pending().boxed()
-    };
+    // Before the ack, this instance is listening to the user's events (kicks from other
+    // instances included) and to doctor statuses wherever they are published.
     let holds = futures_util::future::join(
         realtime.bus.hold(Topic::User(user.id)),
         realtime.bus.hold(Topic::DoctorStatus),
     )
     .await;
-    let mut kicked = futures_util::future::select(kicked, kicked_elsewhere.into_future());
     let ended = if send(socket, &ServerMessage::ConnectionAck).await {
         tracing::info!(role = user.role.as_str(), "socket opened");
         Box::pin(run(

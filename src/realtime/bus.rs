@@ -37,7 +37,7 @@ pub enum Event {
     Chat(#[serde(with = "shared")] Arc<ChatMessage>),
     Notification(#[serde(with = "shared")] Arc<Notification>),
     /// The user was logged out or blocked: their sockets on every instance must close.
-    Kick,
+    Kick(Uuid),
 }
 
 /// Encodes an `Arc<T>` as its `T`, without serde's `rc` feature.

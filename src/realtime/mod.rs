@@ -9,7 +9,7 @@ pub mod redis_bus;
 pub mod shared_presence;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bus::{Event, EventBus};
@@ -52,10 +52,13 @@ impl Realtime {
     ) -> redis::RedisResult<Self> {
         let live_calls: Arc<Mutex<HashMap<Uuid, Call>>> = Arc::default();
         let cache = live_calls.clone();
-        // Another instance may answer or end a call this one has cached: its call events
-        // keep the cache true.
-        let observer = Box::new(move |event: &Event| {
-            if let Event::Call(event) = event {
+        // Set once presence exists, which needs the bus first.
+        let presence_slot: Arc<OnceLock<Weak<Presence>>> = Arc::default();
+        let kicks = presence_slot.clone();
+        let observer = Box::new(move |event: &Event| match event {
+            // Another instance may answer or end a call this one has cached: its call events
+            // keep the cache true.
+            Event::Call(event) => {
                 let mut calls = cache.lock().unwrap_or_else(|p| p.into_inner());
                 if !event.call.is_live() {
                     calls.remove(&event.call.id);
@@ -63,12 +66,22 @@ impl Realtime {
                     *cached = event.call.clone();
                 }
             }
+            // A user logged out or blocked anywhere loses their sockets here too; the socket
+            // holds the user's topic, so the kick reaches every instance they are on.
+            Event::Kick(user_id) => {
+                if let Some(presence) = kicks.get().and_then(Weak::upgrade) {
+                    presence.close_local(*user_id);
+                }
+            }
+            _ => {}
         });
         let (bus, connection) = RedisBus::connect(url, prefix, observer).await?;
         let bus: Arc<dyn EventBus> = Arc::new(bus);
         let shared = SharedPresence::new(connection, prefix, expiry, grace);
+        let presence = Arc::new(Presence::shared(bus.clone(), shared));
+        let _ = presence_slot.set(Arc::downgrade(&presence));
         Ok(Self {
-            presence: Arc::new(Presence::shared(bus.clone(), shared)),
+            presence,
             bus,
             live_calls,
         })

@@ -279,6 +279,14 @@ impl Presence {
     /// Closes every connection of the user, on this instance at once and on the others
     /// through the bus (after logout or blocking).
     pub fn kick(&self, user_id: Uuid) {
+        self.close_local(user_id);
+        if let Store::Shared(_) = self.store {
+            self.bus.publish(Topic::User(user_id), Event::Kick(user_id));
+        }
+    }
+
+    /// Closes every connection of the user on this instance (for a kick from another one).
+    pub fn close_local(&self, user_id: Uuid) {
         let kicks = self
             .state()
             .connections
@@ -286,9 +294,6 @@ impl Presence {
             .unwrap_or_default();
         for (_, kick) in kicks {
             let _ = kick.send(());
-        }
-        if let Store::Shared(_) = self.store {
-            self.bus.publish(Topic::User(user_id), Event::Kick);
         }
     }
 

@@ -436,8 +436,8 @@ mod tests {
             .await
             .expect("the hold was confirmed without waiting for CONFIRM_WAIT");
         let mut events = bus.subscribe(topic.clone());
-        bus.publish(topic, Event::Kick);
+        bus.publish(topic, Event::Kick(uuid::Uuid::nil()));
         let received = tokio::time::timeout(CONFIRM_WAIT / 2, events.next()).await;
-        assert!(matches!(received, Ok(Some(Event::Kick))));
+        assert!(matches!(received, Ok(Some(Event::Kick(_)))));
     }
 }
