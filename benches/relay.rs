@@ -74,55 +74,61 @@ async fn bench() {
         "{pairs} call pairs, {rate} signals/s from each side, {seconds} s; {idle} idle sockets"
     );
 
+    // The loads run first: opening and dropping 10,000 sockets leaves the kernel and the
+    // allocator busy for a while, which showed in the next load's tail latency.
     let bare = Process::bare();
     let floor = run_bare(&bare, pairs, rate, seconds).await;
     floor.print("bare tokio-tungstenite relay");
     drop(bare);
-    // RELAY_IDLE=0 skips the memory measurements (for profiling the relay alone).
-    let bare_idle = if idle > 0 {
-        let bare = Process::bare();
-        let kib = idle_bare(&bare, idle).await;
-        println!("bare relay: {kib:.1} KiB resident per idle connection");
-        kib
-    } else {
-        f64::NAN
-    };
 
-    let database = Database::seed(pairs, idle).await;
-    let server = Process::medilink(&database, None);
-    let one = run_medilink(&database, &[&server], pairs, rate, seconds).await;
+    let one_database = Database::seed(pairs, idle).await;
+    let server = Process::medilink(&one_database, None);
+    let one = run_medilink(&one_database, &[&server], pairs, rate, seconds).await;
     one.print("MediLink, one instance");
     one.compare(&floor);
     drop(server);
-    if idle > 0 {
-        let server = Process::medilink(&database, None);
-        let one_idle = idle_medilink(&database, &server, idle).await;
-        println!(
-            "MediLink, one instance: {one_idle:.1} KiB resident per idle connection with one subscription ({:.1}x the bare relay)",
-            one_idle / bare_idle
-        );
-    }
 
     let redis = redis_url();
-    let Some(redis_pid) = redis_pid(&redis).await else {
-        println!("no Redis at {redis}: two-instance run skipped");
-        return;
-    };
-    let database = Database::seed(pairs, idle).await;
+    let redis_pid = redis_pid(&redis).await;
     let prefix = format!("relay-bench-{}", Uuid::new_v4().simple());
-    let a = Process::medilink(&database, Some((&redis, &prefix)));
-    let b = Process::medilink(&database, Some((&redis, &prefix)));
-    let redis_before = cpu_seconds(redis_pid);
-    let two = run_medilink(&database, &[&a, &b], pairs, rate, seconds).await;
-    let redis_cpu = cpu_seconds(redis_pid) - redis_before;
-    two.print("MediLink, two instances over Redis (both servers' CPU)");
-    two.compare(&floor);
+    let two_database = match redis_pid {
+        Some(redis_pid) => {
+            let database = Database::seed(pairs, idle).await;
+            let a = Process::medilink(&database, Some((&redis, &prefix)));
+            let b = Process::medilink(&database, Some((&redis, &prefix)));
+            let redis_before = cpu_seconds(redis_pid);
+            let two = run_medilink(&database, &[&a, &b], pairs, rate, seconds).await;
+            let redis_cpu = cpu_seconds(redis_pid) - redis_before;
+            two.print("MediLink, two instances over Redis (both servers' CPU)");
+            two.compare(&floor);
+            println!(
+                "  Redis server CPU during the run: {:.1} µs per delivered signal",
+                redis_cpu * 1e6 / two.delivered as f64
+            );
+            Some(database)
+        }
+        None => {
+            println!("no Redis at {redis}: two-instance runs skipped");
+            None
+        }
+    };
+
+    // RELAY_IDLE=0 skips the memory measurements (for profiling the relay alone).
+    if idle == 0 {
+        return;
+    }
+    let bare = Process::bare();
+    let bare_idle = idle_bare(&bare, idle).await;
+    println!("bare relay: {bare_idle:.1} KiB resident per idle connection");
+    drop(bare);
+    let server = Process::medilink(&one_database, None);
+    let one_idle = idle_medilink(&one_database, &server, idle).await;
     println!(
-        "  Redis server CPU during the run: {:.1} µs per delivered signal",
-        redis_cpu * 1e6 / two.delivered as f64
+        "MediLink, one instance: {one_idle:.1} KiB resident per idle connection with one subscription ({:.1}x the bare relay)",
+        one_idle / bare_idle
     );
-    drop((a, b));
-    if idle > 0 {
+    drop(server);
+    if let Some(database) = two_database {
         let a = Process::medilink(&database, Some((&redis, &prefix)));
         let two_idle = idle_medilink(&database, &a, idle).await;
         println!(
@@ -727,8 +733,9 @@ async fn bare_server(port: u16) {
         let _ = stream.set_nodelay(true);
         let peers = peers.clone();
         tokio::spawn(async move {
+            // MediLink's buffer sizes, so that the floor differs from it in nothing else.
             let config = WebSocketConfig::default()
-                .read_buffer_size(4096)
+                .read_buffer_size(2048)
                 .write_buffer_size(0);
             let Ok(mut socket) =
                 tokio_tungstenite::accept_async_with_config(stream, Some(config)).await

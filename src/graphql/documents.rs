@@ -1,5 +1,6 @@
-//! Parsed documents by query text, shared by every socket: clients send the same few operations
-//! (a signal per ICE candidate) over and over, and parsing one costs more than copying it. A
+//! Parsed documents by query text, shared by every socket and HTTP request: clients send the
+//! same few operations (a signal per ICE candidate, the same search) over and over, and parsing
+//! one costs more than copying it. A
 //! document the socket can serve itself is recognised once, here, and never copied; one the
 //! socket keeps dormant is recognised here too.
 

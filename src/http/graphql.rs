@@ -82,7 +82,9 @@ pub async fn execute(
         }
     };
     let session = Arc::new(Session::new(bearer_token(&headers)));
-    let run = |request| {
+    let run = |mut request| {
+        // Front ends send the same few documents over and over: parsed once, shared after.
+        state.documents.prepare(&mut request);
         let request = with_request_data(request, &state.app, session.clone()).data(client);
         execution::execute(&state.schema, &state.app.metrics, request)
     };

@@ -32,9 +32,10 @@ use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, close, init_token};
 use crate::users;
 
-/// tungstenite reads in chunks of this size (128 KiB by default, allocated per socket up
-/// front); protocol messages are small, and a larger one grows the buffer while it lasts.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// tungstenite reads in chunks of this size, allocated per socket up front (128 KiB by
+/// default). Protocol messages are well under it, signals and subscriptions included; an SDP
+/// offer of several KiB grows the buffer to its size and is read in a few chunks.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Frames fed (not sent) wait in the write buffer until it holds this many bytes.
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames queued for a peer that does not read before the socket is dropped.
