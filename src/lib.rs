@@ -25,4 +25,8 @@ pub mod shutdown;
 pub mod state;
 pub mod users;
 
+/// Every binary built on the crate (the server, its tests and benchmarks) allocates the same way.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use app::{Application, StartupError, open_database, shutdown_signals};
