@@ -11,7 +11,8 @@
 //! Runs on one instance, then on two instances over Redis (`MEDILINK_TEST_REDIS_URL`, default
 //! redis://127.0.0.1:6379; skipped if it does not answer), patients on one, doctors on the other.
 //! `RELAY_WRAP` runs each MediLink server under a profiler, for example
-//! `RELAY_WRAP="valgrind --tool=massif" RELAY_PAIRS=2 RELAY_IDLE=2000`; such servers are stopped
+//! `RELAY_WRAP="valgrind --tool=massif --pages-as-heap=yes" RELAY_PAIRS=2 RELAY_IDLE=2000`
+//! (mimalloc maps its own pages, which plain massif does not see); such servers are stopped
 //! with SIGTERM, so that the profiler writes its output.
 
 use std::collections::HashMap;
