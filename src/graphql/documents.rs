@@ -1,8 +1,7 @@
 //! Parsed documents by query text, shared by every socket and HTTP request: clients send the
 //! same few operations (a signal per ICE candidate, the same search) over and over, and parsing
-//! one costs more than copying it. A
-//! document the socket can serve itself is recognised once, here, and never copied; one the
-//! socket keeps dormant is recognised here too.
+//! one costs more than copying it. A document the socket can serve itself is recognised once,
+//! here, and never copied; one the socket keeps dormant is recognised here too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

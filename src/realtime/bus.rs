@@ -27,8 +27,8 @@ pub enum Topic {
     Chat(String),
 }
 
-/// Every variant is shared or empty: every subscriber of a topic receives a clone, and a queued
-/// event costs a pointer.
+/// Every variant is shared or small: every subscriber of a topic receives a clone, and a
+/// queued event costs two words.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Event {
     DoctorStatus(#[serde(with = "shared")] Arc<DoctorStatusEvent>),
