@@ -27,8 +27,8 @@ pub enum Topic {
     Chat(String),
 }
 
-/// Every variant is shared or small: every subscriber of a topic receives a clone, and a
-/// queued event costs two words.
+/// Every variant is shared or small (three words at most): every subscriber of a topic
+/// receives a clone, and a queued event costs its size plus the queue's node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Event {
     DoctorStatus(#[serde(with = "shared")] Arc<DoctorStatusEvent>),
@@ -39,6 +39,9 @@ pub enum Event {
     /// The user was logged out or blocked: their sockets on every instance must close.
     Kick(Uuid),
 }
+
+// Every subscriber's queue holds events by value: a variant that grows them shows here.
+const _: () = assert!(std::mem::size_of::<Event>() <= 3 * std::mem::size_of::<usize>());
 
 /// Encodes an `Arc<T>` as its `T`, without serde's `rc` feature.
 mod shared {
