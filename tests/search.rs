@@ -468,6 +468,11 @@ async fn search_arguments_are_checked() {
             json!({ "filter": { "currency": "ABC" } }),
             "filter.currency",
         ),
+        (
+            "language holding a line break",
+            json!({ "filter": { "language": "english\nspanish" } }),
+            "filter.language",
+        ),
     ];
     for (name, variables, field) in cases {
         let body = app.graphql(PAGE, variables, None).await;

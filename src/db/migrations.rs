@@ -33,6 +33,11 @@ const SQLITE: &[Source] = &[
         "payments",
         include_str!("../../migrations/sqlite/0005_payments.sql"),
     ),
+    (
+        6,
+        "doctor language keys",
+        include_str!("../../migrations/sqlite/0006_doctor_language_keys.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -60,6 +65,11 @@ const POSTGRES: &[Source] = &[
         5,
         "payments",
         include_str!("../../migrations/postgres/0005_payments.sql"),
+    ),
+    (
+        6,
+        "doctor language keys",
+        include_str!("../../migrations/postgres/0006_doctor_language_keys.sql"),
     ),
 ];
 

@@ -4,6 +4,7 @@
 //! run it on whichever pool is live through [`with_db!`] and [`transaction!`].
 
 mod migrations;
+mod sqlite_memory;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -78,6 +79,12 @@ macro_rules! transaction {
 impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
         if url.starts_with("sqlite:") {
+            if let Err(code) = sqlite_memory::configure() {
+                tracing::warn!(
+                    code,
+                    "SQLite was initialised before MediLink configured its allocator"
+                );
+            }
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)

@@ -140,12 +140,17 @@ pub struct ProfileFields {
 }
 
 impl ProfileFields {
-    /// Lower-cased language names, one each, for the search index.
-    pub fn language_keys(&self) -> Vec<String> {
+    /// The languages as the search stores them in the doctor's row: lower-cased, each
+    /// between newlines (which names cannot hold), so that a [`SearchFilter::language_needle`] finds one.
+    pub fn language_keys(&self) -> String {
         let mut keys: Vec<String> = self.languages.0.iter().map(|l| l.to_lowercase()).collect();
         keys.sort();
         keys.dedup();
-        keys
+        keys.iter().fold(String::from("\n"), |mut text, key| {
+            text.push_str(key);
+            text.push('\n');
+            text
+        })
     }
 
     pub fn specialization_key(&self) -> String {
@@ -243,7 +248,9 @@ pub struct SearchFilter {
     pub currency: Option<String>,
     pub min_experience: Option<i64>,
     pub min_rating: Option<f64>,
-    pub language_key: Option<String>,
+    /// A lower-cased language between newlines: a substring of the matching doctors'
+    /// [`ProfileFields::language_keys`].
+    pub language_needle: Option<String>,
     pub text_pattern: Option<String>,
     /// Only these doctors (by presence status); an empty list matches nobody.
     pub only_ids: Option<Vec<Uuid>>,

@@ -1,4 +1,4 @@
-//! SQL for doctor profiles, their languages and licence files.
+//! SQL for doctor profiles and their licence files.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
@@ -25,23 +25,6 @@ const RETURNING: &str = "RETURNING id, user_id, specialization, qualifications, 
     fee_amount, fee_currency, languages, licence_number, bio, verification_status, \
     rejection_reason, rating_average, rating_count, submitted_at, reviewed_at, approved_at, \
     created_at, updated_at, stripe_account_id, charges_enabled, payouts_enabled";
-
-/// Replaces the search rows of a doctor's languages; inside a transaction body.
-macro_rules! replace_languages {
-    ($tx:ident, $id:expr, $fields:expr) => {{
-        sqlx::query("DELETE FROM doctor_languages WHERE doctor_id = $1")
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
-        for key in $fields.language_keys() {
-            sqlx::query("INSERT INTO doctor_languages (doctor_id, language_key) VALUES ($1, $2)")
-                .bind($id)
-                .bind(key)
-                .execute(&mut *$tx)
-                .await?;
-        }
-    }};
-}
 
 /// Stores a doctor's licence, replacing any earlier one; inside a transaction body.
 macro_rules! store_licence {
@@ -136,7 +119,7 @@ pub async fn find_by_user(db: &Db, user_id: Uuid) -> sqlx::Result<Option<Doctor>
     with_db!(db, pool => sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(pool).await)
 }
 
-/// Stores a first submission with its languages and licence, in one transaction.
+/// Stores a first submission with its licence, in one transaction.
 pub async fn insert(
     db: &Db,
     id: Uuid,
@@ -148,9 +131,9 @@ pub async fn insert(
 ) -> sqlx::Result<Doctor> {
     let sql = format!(
         "INSERT INTO doctors (id, user_id, specialization, specialization_key, qualifications, \
-         experience_years, fee_amount, fee_currency, languages, licence_number, bio, \
-         verification_status, submitted_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'PENDING', $12, $12, $12) \
+         experience_years, fee_amount, fee_currency, languages, language_keys, licence_number, \
+         bio, verification_status, submitted_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'PENDING', $13, $13, $13) \
          {RETURNING}"
     );
     let doctor = transaction!(db, tx => {
@@ -164,12 +147,12 @@ pub async fn insert(
             .bind(fields.fee.amount)
             .bind(&fields.fee.currency)
             .bind(fields.languages.to_json())
+            .bind(fields.language_keys())
             .bind(licence_number)
             .bind(&fields.bio)
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-        replace_languages!(tx, id, fields);
         store_licence!(tx, id, licence, now);
         doctor
     });
@@ -189,8 +172,8 @@ pub async fn resubmit(
     let sql = format!(
         "UPDATE doctors SET specialization = $2, specialization_key = $3, qualifications = $4, \
          experience_years = $5, fee_amount = $6, fee_currency = $7, languages = $8, \
-         licence_number = $9, bio = $10, verification_status = 'PENDING', rejection_reason = NULL, \
-         submitted_at = $11, reviewed_at = NULL, updated_at = $11 \
+         language_keys = $9, licence_number = $10, bio = $11, verification_status = 'PENDING', \
+         rejection_reason = NULL, submitted_at = $12, reviewed_at = NULL, updated_at = $12 \
          WHERE id = $1 AND verification_status IN ('PENDING', 'REJECTED') {RETURNING}"
     );
     let doctor = transaction!(db, tx => {
@@ -203,13 +186,13 @@ pub async fn resubmit(
             .bind(fields.fee.amount)
             .bind(&fields.fee.currency)
             .bind(fields.languages.to_json())
+            .bind(fields.language_keys())
             .bind(licence_number)
             .bind(&fields.bio)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
         if doctor.is_some() {
-            replace_languages!(tx, id, fields);
             store_licence!(tx, id, licence, now);
         }
         doctor
@@ -226,11 +209,11 @@ pub async fn update_profile(
 ) -> sqlx::Result<Option<Doctor>> {
     let sql = format!(
         "UPDATE doctors SET specialization = $2, specialization_key = $3, qualifications = $4, \
-         experience_years = $5, fee_amount = $6, fee_currency = $7, languages = $8, bio = $9, \
-         updated_at = $10 WHERE id = $1 {RETURNING}"
+         experience_years = $5, fee_amount = $6, fee_currency = $7, languages = $8, \
+         language_keys = $9, bio = $10, updated_at = $11 WHERE id = $1 {RETURNING}"
     );
-    let doctor = transaction!(db, tx => {
-        let doctor = sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql))
+    with_db!(db, pool => {
+        sqlx::query_as::<_, Doctor>(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(&fields.specialization)
             .bind(fields.specialization_key())
@@ -239,16 +222,12 @@ pub async fn update_profile(
             .bind(fields.fee.amount)
             .bind(&fields.fee.currency)
             .bind(fields.languages.to_json())
+            .bind(fields.language_keys())
             .bind(&fields.bio)
             .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if doctor.is_some() {
-            replace_languages!(tx, id, fields);
-        }
-        doctor
-    });
-    Ok(doctor)
+            .fetch_optional(pool)
+            .await
+    })
 }
 
 /// Moves the doctor to `to` if it is in one of `from`; `None` (and no change) otherwise.
@@ -392,11 +371,14 @@ fn push_filter<DB: Database>(
             .push(" >= ")
             .push_bind(min);
     }
-    if let Some(language) = &filter.language_key {
-        query
-            .push(" AND EXISTS (SELECT 1 FROM doctor_languages l WHERE l.doctor_id = d.id AND l.language_key = ")
-            .push_bind(language.clone())
-            .push(")");
+    if let Some(needle) = &filter.language_needle {
+        // Both find the position of a substring, under different names.
+        let position = if DB::NAME == "SQLite" {
+            " AND instr(d.language_keys, "
+        } else {
+            " AND strpos(d.language_keys, "
+        };
+        query.push(position).push_bind(needle.clone()).push(") > 0");
     }
     if let Some(ids) = &filter.only_ids {
         if ids.is_empty() {

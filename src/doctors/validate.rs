@@ -229,6 +229,16 @@ pub fn filter(filter: DoctorFilter) -> AppResult<SearchFilter> {
             .map(|v| v.trim().to_lowercase())
             .filter(|v| !v.is_empty())
     };
+    let language = key(filter.language);
+    if language
+        .as_deref()
+        .is_some_and(|l| l.chars().any(char::is_control))
+    {
+        return Err(AppError::bad_input(
+            "filter.language",
+            "language must be printable characters",
+        ));
+    }
     Ok(SearchFilter {
         specialization_key: key(filter.specialization),
         min_fee,
@@ -239,7 +249,7 @@ pub fn filter(filter: DoctorFilter) -> AppResult<SearchFilter> {
             .transpose()?,
         min_experience,
         min_rating: filter.min_rating,
-        language_key: key(filter.language),
+        language_needle: language.map(|l| format!("\n{l}\n")),
         text_pattern: filter
             .text
             .filter(|t| !t.trim().is_empty())
