@@ -82,7 +82,7 @@ impl Db {
             if let Err(code) = sqlite_memory::configure() {
                 tracing::warn!(
                     code,
-                    "SQLite was initialised before MediLink configured its allocator"
+                    "SQLite was initialised before MediLink turned its memory statistics off"
                 );
             }
             let options = SqliteConnectOptions::from_str(url)?
