@@ -140,8 +140,9 @@ pub struct ProfileFields {
 }
 
 impl ProfileFields {
-    /// The languages as the search stores them in the doctor's row: lower-cased, each
-    /// between newlines (which names cannot hold), so that a [`SearchFilter::language_needle`] finds one.
+    /// The languages as the search stores them in the doctor's row: lower-cased, each between
+    /// newlines (which names cannot hold), so that a [`SearchFilter::language_needle`] finds
+    /// one.
     pub fn language_keys(&self) -> String {
         let mut keys: Vec<String> = self.languages.0.iter().map(|l| l.to_lowercase()).collect();
         keys.sort();
