@@ -70,6 +70,8 @@ async fn protocol_violations_get_the_protocols_close_codes() {
         "not json",
         "{\"type\":\"teleport\"}",
         "{\"type\":\"subscribe\",\"id\":\"1\"}",
+        "{\"type\":\"subscribe\",\"id\":\"1\",\"payload\":5}",
+        "{\"type\":\"subscribe\",\"id\":\"1\",\"payload\":{\"query\":\"{ __typename }\",\"variables\":[1]}}",
     ] {
         let mut confused = app.ws_client(&ann.access).await;
         confused.send_raw(garbage).await;
@@ -964,6 +966,8 @@ async fn plain_signal_operations_answer_exactly_as_the_executor_does() {
             "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd" } }),
         json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": { "candidate": "candidate:2" } }),
         json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false }),
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "sdp": null, "audioEnabled": null,
+            "candidate": { "candidate": "candidate:3", "sdpMid": null, "sdpMLineIndex": 1 } }),
     ];
     for (n, input) in good.iter().enumerate() {
         for query in [SEND_SIGNAL, SEND_SIGNAL_EXECUTED] {
@@ -988,6 +992,11 @@ async fn plain_signal_operations_answer_exactly_as_the_executor_does() {
         json!({ "callId": call_id, "kind": "SHOUT", "sdp": "v=0" }),
         json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0", "extra": 1 }),
         json!({ "callId": 7, "kind": "OFFER", "sdp": "v=0" }),
+        json!({ "callId": call_id, "kind": "offer", "sdp": "v=0" }),
+        json!({ "callId": null, "kind": "OFFER", "sdp": "v=0" }),
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": { "candidate": "c", "port": 1 } }),
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": { "candidate": "c", "sdpMLineIndex": 1.5 } }),
+        json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": { "candidate": "c", "sdpMLineIndex": 4_294_967_296_u64 } }),
     ];
     for (n, input) in bad.iter().enumerate() {
         let plain = signal_with(&mut patient_ws, &format!("b{n}"), SEND_SIGNAL, input).await;

@@ -23,9 +23,12 @@ use async_graphql::{
 use async_graphql_value::Value as AstValue;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::auth::AuthUser;
-use crate::calls::model::{IceCandidate, SendSignalInput, Signal};
+use crate::calls::model::{IceCandidate, SendSignalInput, Signal, SignalKind};
 use crate::calls::service;
 use crate::error::AppError;
 use crate::graphql::parse_id;
@@ -167,15 +170,7 @@ impl Direct {
                     return None;
                 }
                 let input = SendSignalInput::parse(Some(value.clone())).ok()?;
-                Some(
-                    stream::once(async move {
-                        match service::send_signal(&state, viewer, input).await {
-                            Ok(sent) => self.data(Value::Boolean(sent)),
-                            Err(error) => self.error(error),
-                        }
-                    })
-                    .boxed(),
-                )
+                Some(self.send_signal(state, viewer, input))
             }
             DirectField::Signals { call_id, selection } => {
                 let id = match call_id {
@@ -201,6 +196,46 @@ impl Direct {
                 Some(stream::once(signals).flatten().boxed())
             }
         }
+    }
+
+    /// Starts a `sendSignal` from its variables as JSON, read straight into its input without
+    /// async-graphql's tree of values. `None` for the other operation, and for any input serde
+    /// does not take as it is (unknown or repeated fields, another type, NUL): the caller
+    /// coerces those as usual, so that refusals stay the executor's.
+    pub fn start_from_json(
+        self: Arc<Self>,
+        state: AppState,
+        viewer: AuthUser,
+        variables: &RawValue,
+    ) -> Option<BoxStream<'static, Response>> {
+        let DirectField::SendSignal { input } = &self.field else {
+            return None;
+        };
+        // JSON can only write NUL escaped; `nul` refuses it on the usual path.
+        if variables.get().contains("\\u0000") {
+            return None;
+        }
+        let mut reader = serde_json::Deserializer::from_str(variables.get());
+        let input = VariableSeed(input.as_str())
+            .deserialize(&mut reader)
+            .ok()??;
+        let input = input.into_input()?;
+        Some(self.send_signal(state, viewer, input))
+    }
+
+    fn send_signal(
+        self: Arc<Self>,
+        state: AppState,
+        viewer: AuthUser,
+        input: SendSignalInput,
+    ) -> BoxStream<'static, Response> {
+        stream::once(async move {
+            match service::send_signal(&state, viewer, input).await {
+                Ok(sent) => self.data(Value::Boolean(sent)),
+                Err(error) => self.error(error),
+            }
+        })
+        .boxed()
     }
 
     fn data(&self, value: Value) -> Response {
@@ -253,6 +288,82 @@ fn render_candidate(candidate: &IceCandidate, fields: &[(Name, CandidateField)])
         (key.clone(), value)
     });
     Value::Object(fields.collect())
+}
+
+/// `SendSignalInput` as its JSON variable holds it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SendSignalJson {
+    call_id: String,
+    kind: String,
+    sdp: Option<String>,
+    candidate: Option<IceCandidateJson>,
+    audio_enabled: Option<bool>,
+    video_enabled: Option<bool>,
+}
+
+/// `IceCandidateInput` as JSON. `IceCandidate`'s own serde form is the event bus's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IceCandidateJson {
+    candidate: String,
+    sdp_mid: Option<String>,
+    sdp_m_line_index: Option<i32>,
+    username_fragment: Option<String>,
+}
+
+impl SendSignalJson {
+    /// The input, or `None` for a kind that is not a `SignalKind`.
+    fn into_input(self) -> Option<SendSignalInput> {
+        let kind = SignalKind::parse(Some(Value::String(self.kind))).ok()?;
+        Some(SendSignalInput {
+            call_id: ID(self.call_id),
+            kind,
+            sdp: self.sdp,
+            candidate: self.candidate.map(|c| IceCandidate {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_m_line_index: c.sdp_m_line_index,
+                username_fragment: c.username_fragment,
+            }),
+            audio_enabled: self.audio_enabled,
+            video_enabled: self.video_enabled,
+        })
+    }
+}
+
+/// Reads the variable named `.0` out of a variables object: `None` when it is missing; an
+/// error when it is repeated (the executor takes the last) or does not read.
+struct VariableSeed<'n>(&'n str);
+
+impl<'de> DeserializeSeed<'de> for VariableSeed<'_> {
+    type Value = Option<SendSignalJson>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for VariableSeed<'_> {
+    type Value = Option<SendSignalJson>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a variables object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(name) = map.next_key::<&str>()? {
+            if name != self.0 {
+                map.next_value::<IgnoredAny>()?;
+            } else if found.is_some() {
+                return Err(serde::de::Error::duplicate_field("input"));
+            } else {
+                found = Some(map.next_value()?);
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// The fields of `SendSignalInput` and `IceCandidateInput`. `InputType::parse` ignores unknown

@@ -79,6 +79,16 @@ impl Documents {
         wake.map_or(Prepared::Execute, Prepared::Dormant)
     }
 
+    /// The direct operation `query` runs when `operation_name` selects it, if the query was
+    /// prepared before; nothing is parsed or copied.
+    pub fn cached_direct(&self, query: &str, operation_name: Option<&str>) -> Option<Arc<Direct>> {
+        let parsed = self.lock();
+        let direct = parsed.get(query)?.direct.as_ref()?;
+        direct
+            .is_selected_by(operation_name)
+            .then(|| direct.clone())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.parsed.lock().unwrap_or_else(|p| p.into_inner())
     }

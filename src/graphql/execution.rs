@@ -16,6 +16,7 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use async_graphql::{Request, Response, Value, Variables};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
+use serde_json::value::RawValue;
 
 use super::direct::Direct;
 use super::dormant::Given;
@@ -101,9 +102,27 @@ pub fn execute_direct(
     } else {
         direct.clone().start(state.clone(), viewer, variables)?
     };
+    Some(track_direct(&direct, state, inner))
+}
+
+/// [`execute_direct`] with variables that are still JSON; `None` when they must go through
+/// async-graphql's coercion instead (see [`Direct::start_from_json`]).
+pub fn execute_direct_from_json(
+    direct: Arc<Direct>,
+    state: &AppState,
+    viewer: AuthUser,
+    variables: &RawValue,
+) -> Option<impl Stream<Item = Response> + Send + 'static> {
+    let inner = direct
+        .clone()
+        .start_from_json(state.clone(), viewer, variables)?;
+    Some(track_direct(&direct, state, inner))
+}
+
+fn track_direct(direct: &Direct, state: &AppState, inner: BoxStream<'static, Response>) -> Tracked {
     let operation = state.metrics.operation(direct.operation.as_deref());
     let subscription = direct.kind == OperationType::Subscription;
-    Some(Tracked::new(&state.metrics, operation, subscription, inner))
+    Tracked::new(&state.metrics, operation, subscription, inner)
 }
 
 /// The `operation` label of the request and the type of the operation it will run, from its

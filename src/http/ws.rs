@@ -29,7 +29,9 @@ use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::Connection;
-use crate::realtime::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, close, init_token};
+use crate::realtime::protocol::{
+    ClientMessage, SUBPROTOCOL, ServerMessage, SubscribePayload, close, init_token,
+};
 use crate::users;
 
 /// tungstenite reads in chunks of this size, allocated per socket up front (128 KiB by
@@ -415,7 +417,9 @@ async fn run(
                         if operations.contains_key(&id) {
                             return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                         }
-                        let (kind, responses) = start(state, user, &session, client, *payload);
+                        let Some((kind, responses)) = start(state, user, &session, client, *payload) else {
+                            return close_with(socket, close::BAD_MESSAGE, "Invalid message received").await;
+                        };
                         if kind == Some(OperationType::Subscription) {
                             subscriptions.insert(id.clone());
                         }
@@ -434,22 +438,36 @@ async fn run(
     }
 }
 
-/// Starts `request` for the socket's `user`: the type of its operation (`None` if it does not
-/// parse: it fails at once) and its responses.
+/// Starts the operation of a `subscribe` payload for the socket's `user`: the type of its
+/// operation (`None` if it does not parse: it fails at once) and its responses; `None` if the
+/// payload's variables are not JSON the executor takes.
 fn start(
     state: &HttpState,
     user: AuthUser,
     session: &Arc<Session>,
     client: ClientIp,
-    mut request: Request,
-) -> (Option<OperationType>, BoxStream<'static, Response>) {
+    payload: SubscribePayload,
+) -> Option<(Option<OperationType>, BoxStream<'static, Response>)> {
+    if let Some(variables) = &payload.variables
+        && let Some(direct) = state
+            .documents
+            .cached_direct(&payload.query, payload.operation_name.as_deref())
+    {
+        let kind = direct.kind;
+        if let Some(responses) =
+            execution::execute_direct_from_json(direct, &state.app, user, variables)
+        {
+            return Some((Some(kind), responses.boxed()));
+        }
+    }
+    let mut request = payload.into_request().ok()?;
     match state.documents.prepare(&mut request) {
         Prepared::Direct(direct) => {
             let kind = direct.kind;
             if let Some(responses) =
                 execution::execute_direct(direct, &state.app, user, &request.variables)
             {
-                return (Some(kind), responses.boxed());
+                return Some((Some(kind), responses.boxed()));
             }
         }
         Prepared::Dormant(wake) => {
@@ -470,13 +488,13 @@ fn start(
             };
             let metrics = &state.app.metrics;
             let responses = execution::execute_dormant(&state.schema, metrics, events, request);
-            return (Some(OperationType::Subscription), responses.boxed());
+            return Some((Some(OperationType::Subscription), responses.boxed()));
         }
         Prepared::Execute => {}
     }
     let request = with_request_data(request, &state.app, session.clone()).data(client);
     let (kind, responses) = execution::execute_stream(&state.schema, &state.app.metrics, request);
-    (kind, responses.boxed())
+    Some((kind, responses.boxed()))
 }
 
 /// A failure before execution (parse, validation, or a subscription refused at its start)
