@@ -114,7 +114,8 @@ enum Ended {
 
 /// What one operation yields on the socket.
 enum Outgoing {
-    Response(Box<Response>),
+    /// A result, and whether its operation is a subscription (which stays open after it).
+    Response(Box<Response>, bool),
     Done,
 }
 
@@ -338,7 +339,9 @@ async fn run(
     let mut leaving = false;
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
-    let mut last_heard = Instant::now();
+    // Ping intervals since the client last said anything: counted at each ping rather than
+    // read from the clock at each message.
+    let mut silent_intervals = 0u32;
     loop {
         if leaving && operations.is_empty() {
             return close_with(socket, close::GOING_AWAY, RESTARTING).await;
@@ -358,13 +361,13 @@ async fn run(
             }
             Some((id, outgoing)) = operations.next(), if !operations.is_empty() => {
                 let sent = match outgoing {
-                    Outgoing::Response(mut response) => {
+                    Outgoing::Response(mut response, subscription) => {
                         complete_errors(&mut response, request_id);
                         if is_request_error(&response) {
                             operations.remove(&id);
                             subscriptions.remove(&id);
                             send(socket, &ServerMessage::Error { id: &id, payload: &response.errors }).await
-                        } else if subscriptions.contains(&id) {
+                        } else if subscription {
                             send(socket, &ServerMessage::Next { id: &id, payload: &response }).await
                         } else {
                             // A query or mutation has one result: its `complete` leaves in the
@@ -385,15 +388,16 @@ async fn run(
                 }
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 3 {
+                if silent_intervals >= 3 {
                     return close_with(socket, close::GOING_AWAY, "No answer to pings").await;
                 }
+                silent_intervals += 1;
                 if !send(socket, &ServerMessage::Ping).await {
                     return Ended::Dropped;
                 }
             }
             message = socket.recv() => {
-                last_heard = Instant::now();
+                silent_intervals = 0;
                 match read(message) {
                     Incoming::Closed => return Ended::Dropped,
                     Incoming::Closing(code) => return closing(socket, code).await,
@@ -420,11 +424,12 @@ async fn run(
                         let Some((kind, responses)) = start(state, user, &session, client, *payload) else {
                             return close_with(socket, close::BAD_MESSAGE, "Invalid message received").await;
                         };
-                        if kind == Some(OperationType::Subscription) {
+                        let subscription = kind == Some(OperationType::Subscription);
+                        if subscription {
                             subscriptions.insert(id.clone());
                         }
                         let responses = responses
-                            .map(|r| Outgoing::Response(Box::new(r)))
+                            .map(move |r| Outgoing::Response(Box::new(r), subscription))
                             .chain(stream::once(async { Outgoing::Done }));
                         operations.insert(id, responses.boxed());
                     }
