@@ -1,4 +1,5 @@
-//! Migrations are compiled into the binary, one list per backend with the same versions.
+//! Migrations are compiled into the binary, one list per backend. Versions match where both
+//! change; a version only one backend needs (SQLite's covering indexes, 7) has no twin.
 
 use std::borrow::Cow;
 
@@ -37,6 +38,11 @@ const SQLITE: &[Source] = &[
         6,
         "doctor language keys",
         include_str!("../../migrations/sqlite/0006_doctor_language_keys.sql"),
+    ),
+    (
+        7,
+        "doctor search covering indexes",
+        include_str!("../../migrations/sqlite/0007_doctor_search_covering.sql"),
     ),
 ];
 
