@@ -357,7 +357,10 @@ impl<'de> Visitor<'de> for VariableSeed<'_> {
             if name != self.0 {
                 map.next_value::<IgnoredAny>()?;
             } else if found.is_some() {
-                return Err(serde::de::Error::duplicate_field("input"));
+                return Err(serde::de::Error::custom(format_args!(
+                    "variable `{}` given twice",
+                    self.0
+                )));
             } else {
                 found = Some(map.next_value()?);
             }
