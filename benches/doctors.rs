@@ -1,19 +1,27 @@
 //! Doctor search over 10,000 approved doctors: p50/p99 latency and requests per second of a
 //! filtered, sorted first page, beside a trivial `{ __typename }` on the same server in the
-//! same run. Prints numbers; asserts nothing.
+//! same run. Prints numbers; asserts nothing. Beside them, the search's database part alone
+//! (`doctors::service::search`, what the resolver awaits: statement, rows, decoding), so that
+//! the rest (HTTP, GraphQL execution, the JSON of the page) can be told apart from it.
 //! `cargo bench --bench doctors` (SQLite), or with MEDILINK_TEST_DATABASE_URL for PostgreSQL.
-//! BENCH_ONLY=search,trivial runs only those cases (names below), BENCH_SAMPLES=N takes N
-//! sequential samples per case (default 2,000). BENCH_SERVE=1 seeds the same doctors, prints
+//! BENCH_ONLY=search,trivial runs only those cases (names below, and `database`),
+//! BENCH_SAMPLES=N takes N sequential samples per case (default 2,000). BENCH_SERVE=1 seeds the same doctors, prints
 //! the server's address and serves until Ctrl-C, for an HTTP load tool (benches/wrk/).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
+use async_graphql::InputType;
 use common::*;
 use futures_util::future::join_all;
+use medilink::Application;
 use medilink::db::Pool;
+use medilink::doctors::model::{DoctorFilter, DoctorSort};
+use medilink::doctors::service;
+use medilink::pagination::PageArgs;
 use serde_json::{Value, json};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -94,32 +102,76 @@ async fn main() {
         .ok()
         .map(|n| n.parse().expect("BENCH_SAMPLES is a number"))
         .unwrap_or(DEFAULT_SAMPLES);
+    let wanted = |key: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|k| k == key))
+    };
     let mut p50 = std::collections::HashMap::new();
     for (key, name, body) in &cases {
-        if only
-            .as_deref()
-            .is_none_or(|only| only.split(',').any(|k| k == *key))
-        {
-            p50.insert(*key, measure(&app, name, body, samples).await);
+        if wanted(key) {
+            let request = || async { drop(send(&app, body).await) };
+            p50.insert(*key, measure(name, samples, request).await);
         }
+    }
+    if wanted("database") {
+        p50.insert(
+            "database",
+            measure_database(&app, &cases[1].2, samples).await,
+        );
     }
     if let (Some(search), Some(trivial)) = (p50.get("search"), p50.get("trivial")) {
         println!(
             "filtered search / trivial (p50): {:.2}",
             *search as f64 / *trivial as f64
         );
+        if let Some(database) = p50.get("database") {
+            println!(
+                "of the search's p50: trivial request {trivial} µs, database part {database} µs, \
+                 the rest (GraphQL execution of the page, its JSON) {} µs",
+                search.saturating_sub(*trivial + *database)
+            );
+        }
     }
 }
 
+/// The search's database part alone, with the same filter and sort as the HTTP search, on an
+/// instance of its own over the same database (built, not serving).
+async fn measure_database(app: &TestApp, search: &Value, samples: usize) -> u128 {
+    let instance = Application::build(app.config.clone())
+        .await
+        .expect("a second instance builds");
+    let state = instance.state().clone();
+    let input = |name: &str| {
+        async_graphql::Value::from_json(search["variables"][name].clone()).expect("a GraphQL value")
+    };
+    let filter = DoctorFilter::parse(Some(input("filter"))).expect("the search's filter");
+    let sort = DoctorSort::parse(Some(input("sort"))).expect("the search's sort");
+    let args = PageArgs::new(Some(20), None).expect("page arguments");
+    let filter = service::search_filter(&state, Some(filter))
+        .await
+        .expect("a valid filter");
+    let page = || async {
+        let (page, _) = service::search(&state, &filter, sort, &args)
+            .await
+            .expect("a page");
+        assert_eq!(page.edges.len(), 20, "the same full page as over HTTP");
+    };
+    measure("doctors: the search's database part alone", samples, page).await
+}
+
 /// Measures latency one request at a time, then throughput with concurrent clients; returns p50.
-async fn measure(app: &TestApp, name: &str, body: &Value, samples: usize) -> u128 {
+async fn measure<F, R>(name: &str, samples: usize, request: F) -> u128
+where
+    F: Fn() -> R,
+    R: Future<Output = ()>,
+{
     for _ in 0..100 {
-        send(app, body).await;
+        request().await;
     }
     let mut latencies = Vec::with_capacity(samples);
     for _ in 0..samples {
         let start = Instant::now();
-        send(app, body).await;
+        request().await;
         latencies.push(start.elapsed());
     }
     latencies.sort();
@@ -128,7 +180,7 @@ async fn measure(app: &TestApp, name: &str, body: &Value, samples: usize) -> u12
     let clients = (0..CONCURRENT_CLIENTS).map(|_| async {
         let mut done = 0u64;
         while Instant::now() < deadline {
-            send(app, body).await;
+            request().await;
             done += 1;
         }
         done
