@@ -85,6 +85,11 @@ async fn main() {
             json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 20) { edges { node { id } } } }" }),
         ),
         (
+            "specializations",
+            "specializations with their doctor counts",
+            json!({ "query": "{ specializations { name doctorCount } }" }),
+        ),
+        (
             "one",
             "doctors: id only, first 1",
             json!({ "query": "{ doctors(sort: { by: FEE, direction: ASC }, first: 1) { edges { node { id } } } }" }),

@@ -146,15 +146,22 @@ async fn unlisted(app: &TestApp, admin: &Account) {
         Some(&admin.access),
     )
     .await;
-    let (blocked, _) = app
-        .approved_doctor(admin, "Dr Blocked Smith", profile(920).1)
+    // One blocked doctor shares a specialization with listed ones; the other is the only one
+    // in theirs, which must then not be listed at all.
+    let mut only_in_theirs = profile(921).1;
+    only_in_theirs["specialization"] = json!("Sleep Medicine");
+    for (name, input) in [
+        ("Dr Blocked Smith", profile(920).1),
+        ("Dr Blocked Jones", only_in_theirs),
+    ] {
+        let (blocked, _) = app.approved_doctor(admin, name, input).await;
+        app.ok(
+            "mutation($id: ID!) { blockUser(id: $id) { id } }",
+            json!({ "id": blocked.id }),
+            Some(&admin.access),
+        )
         .await;
-    app.ok(
-        "mutation($id: ID!) { blockUser(id: $id) { id } }",
-        json!({ "id": blocked.id }),
-        Some(&admin.access),
-    )
-    .await;
+    }
 }
 
 struct Case {

@@ -44,6 +44,11 @@ const SQLITE: &[Source] = &[
         "doctor search covering indexes",
         include_str!("../../migrations/sqlite/0007_doctor_search_covering.sql"),
     ),
+    (
+        8,
+        "specialization counts",
+        include_str!("../../migrations/sqlite/0008_specialization_counts.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -76,6 +81,11 @@ const POSTGRES: &[Source] = &[
         6,
         "doctor language keys",
         include_str!("../../migrations/postgres/0006_doctor_language_keys.sql"),
+    ),
+    (
+        8,
+        "specialization counts",
+        include_str!("../../migrations/postgres/0008_specialization_counts.sql"),
     ),
 ];
 
