@@ -5,8 +5,9 @@
 //! the rest (HTTP, GraphQL execution, the JSON of the page) can be told apart from it.
 //! `cargo bench --bench doctors` (SQLite), or with MEDILINK_TEST_DATABASE_URL for PostgreSQL.
 //! BENCH_ONLY=search,trivial runs only those cases (names below, and `database`),
-//! BENCH_SAMPLES=N takes N sequential samples per case (default 2,000). BENCH_SERVE=1 seeds the same doctors, prints
-//! the server's address and serves until Ctrl-C, for an HTTP load tool (benches/wrk/).
+//! BENCH_SAMPLES=N takes N sequential samples per case (default 2,000). BENCH_SERVE=1 seeds
+//! the same doctors, prints the server's address and serves until Ctrl-C, for an HTTP load
+//! tool (benches/wrk/).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
