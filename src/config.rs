@@ -100,6 +100,16 @@ pub struct Config {
     pub limit_chat_per_user: Rate,
     /// How long a stopping instance waits for in-flight requests and WebSocket operations.
     pub shutdown_grace_secs: u64,
+    /// Longest GraphQL document (query text) taken, on every transport.
+    pub max_document_bytes: usize,
+    /// Operations (subscriptions, queries, mutations) one WebSocket may run at once.
+    pub ws_max_subscriptions: usize,
+    /// Whether the schema answers introspection queries (GraphiQL and code generators use it).
+    pub introspection: bool,
+    /// Whether `GET /graphql` serves GraphiQL to browsers.
+    pub graphiql: bool,
+    /// Future bookings a patient may hold with one doctor at once.
+    pub max_open_bookings_per_doctor: u32,
 }
 
 impl Default for Config {
@@ -115,7 +125,8 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 6 * 1024 * 1024,
             query_depth_limit: 16,
-            query_complexity_limit: 2_000,
+            // A full page (100) of doctors with every field and its user is about 2,700.
+            query_complexity_limit: 5_000,
             log: "info".into(),
             log_format: LogFormat::Text,
             ws_init_timeout_secs: 3,
@@ -132,7 +143,7 @@ impl Default for Config {
             payment_sweep_secs: 60,
             ice_servers: String::new(),
             turn_secret: None,
-            turn_credential_ttl_secs: 24 * 60 * 60,
+            turn_credential_ttl_secs: 60 * 60,
             turn_username: None,
             turn_password: None,
             graphiql_assets: None,
@@ -153,6 +164,11 @@ impl Default for Config {
             limit_signals_per_user: Rate::new(200, 4),
             limit_chat_per_user: Rate::new(10, 5),
             shutdown_grace_secs: 10,
+            max_document_bytes: 64 * 1024,
+            ws_max_subscriptions: 100,
+            introspection: true,
+            graphiql: true,
+            max_open_bookings_per_doctor: 3,
         }
     }
 }
@@ -280,6 +296,18 @@ impl Config {
         }
         if self.query_complexity_limit < 10 {
             return bad("MEDILINK_QUERY_COMPLEXITY_LIMIT", "must be at least 10");
+        }
+        if self.max_document_bytes < 1024 {
+            return bad("MEDILINK_MAX_DOCUMENT_BYTES", "must be at least 1024");
+        }
+        if self.ws_max_subscriptions == 0 {
+            return bad("MEDILINK_WS_MAX_SUBSCRIPTIONS", "must be at least 1");
+        }
+        if self.max_open_bookings_per_doctor == 0 {
+            return bad(
+                "MEDILINK_MAX_OPEN_BOOKINGS_PER_DOCTOR",
+                "must be at least 1",
+            );
         }
         for origin in self.public_origins() {
             if !is_origin(origin) {
@@ -485,6 +513,11 @@ impl fmt::Debug for Config {
             ws_max_connections_per_ip,
             limit_signals_per_user,
             limit_chat_per_user,
+            max_document_bytes,
+            ws_max_subscriptions,
+            introspection,
+            graphiql,
+            max_open_bookings_per_doctor,
         } = self;
         f.debug_struct("Config")
             .field("database_url", &without_password(database_url))
@@ -505,6 +538,11 @@ impl fmt::Debug for Config {
             .field("ring_timeout_secs", ring_timeout_secs)
             .field("call_grace_secs", call_grace_secs)
             .field("shutdown_grace_secs", shutdown_grace_secs)
+            .field("max_document_bytes", max_document_bytes)
+            .field("ws_max_subscriptions", ws_max_subscriptions)
+            .field("introspection", introspection)
+            .field("graphiql", graphiql)
+            .field("max_open_bookings_per_doctor", max_open_bookings_per_doctor)
             .field("lobby_retained_messages", lobby_retained_messages)
             .field("public_origins", public_origins)
             .field("stripe_secret_key", stripe_secret_key)

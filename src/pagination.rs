@@ -10,6 +10,17 @@ use crate::error::{AppError, AppResult};
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
 
+/// What a page costs against the query complexity limit: each of its items costs what its
+/// selection does, so `first: 100` of a nested page counts a hundred times.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.map_or(DEFAULT_PAGE_SIZE, |n| {
+        usize::try_from(n).unwrap_or(0).min(MAX_PAGE_SIZE)
+    });
+    size.max(1)
+        .saturating_mul(child_complexity)
+        .saturating_add(1)
+}
+
 /// A validated `first`/`after` pair. `after` is the decoded cursor, which only the domain that
 /// issued it knows how to read.
 #[derive(Clone, Debug)]

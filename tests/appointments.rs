@@ -969,7 +969,7 @@ async fn bad_bookings_are_refused_and_write_nothing() {
 
 #[tokio::test]
 async fn my_appointments_pages_soonest_first_for_both_sides() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.max_open_bookings_per_doctor = 10).await;
     let admin = app.admin().await;
     let (doctor, doctor_id) = doctor_with_schedule(
         &app,

@@ -180,7 +180,8 @@ async fn malformed_documents_and_limits_are_refused_with_codes() {
     );
     let wide = format!(
         "{{ {} }}",
-        (0..1500)
+        // 2 each: 6,000 against the limit of 5,000.
+        (0..3000)
             .map(|i| format!("a{i}: me {{ id }}"))
             .collect::<Vec<_>>()
             .join(" ")

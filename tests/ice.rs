@@ -71,13 +71,13 @@ async fn without_settings_there_are_no_ice_servers() {
 #[tokio::test]
 async fn turn_credentials_are_minted_per_user_in_coturns_scheme() {
     const SECRET: &str = "the coturn static-auth-secret";
+    // Not set: the default, an hour (a day of credentials outlived every consultation).
     const TTL: i64 = 3600;
     let app = spawn_app_with(|c| {
         c.ice_servers =
             "stun:stun.example.org:3478, turn:turn.example.org:3478?transport=udp,turns:turn.example.org:5349"
                 .into();
         c.turn_secret = Some(Secret::new(SECRET));
-        c.turn_credential_ttl_secs = TTL as u64;
     })
     .await;
     let patient = app.register_patient().await;

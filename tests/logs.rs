@@ -584,4 +584,10 @@ async fn warnings_name_their_request_whatever_the_filter() {
         .expect("the refusal is logged");
     assert_eq!(warning["level"], "WARN");
     assert!(in_span(warning, &request_id, None), "{warning}");
+    // Without MEDILINK_METRICS_BIND, /metrics is public, and start-up says so.
+    let public_metrics = logs
+        .iter()
+        .find(|l| message(l).starts_with("/metrics is served on the public port"))
+        .expect("the public /metrics is warned of");
+    assert_eq!(public_metrics["level"], "WARN");
 }

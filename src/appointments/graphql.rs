@@ -15,7 +15,7 @@ use crate::graphql::loaders::{
 };
 use crate::graphql::parse_id;
 use crate::graphql::scalars::Date;
-use crate::pagination::PageArgs;
+use crate::pagination::{PageArgs, page_complexity};
 use crate::payments;
 use crate::payments::model::Payment;
 use crate::reviews::model::Review;
@@ -47,6 +47,7 @@ impl AppointmentsQuery {
     }
 
     /// Your appointments as a patient or as a doctor, soonest first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn my_appointments(
         &self,
         ctx: &Context<'_>,

@@ -141,6 +141,8 @@ pub enum Booking {
     SlotTaken,
     /// The patient has another live appointment at that time.
     PatientBusy,
+    /// The patient already holds as many upcoming appointments with the doctor as allowed.
+    TooManyWithDoctor,
 }
 
 /// Whose appointments a list shows.

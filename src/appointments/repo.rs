@@ -24,6 +24,10 @@ const PATIENT_BUSY: &str = "SELECT COUNT(*) FROM appointments WHERE patient_id =
     AND status NOT IN ('CANCELLED', 'NO_SHOW', 'COMPLETED') AND starts_at < $3 AND ends_at > $2 \
     AND id <> $4";
 
+/// The patient's live appointments with the doctor that have not started by $3.
+const OPEN_WITH_DOCTOR: &str = "SELECT COUNT(*) FROM appointments WHERE patient_id = $1 \
+    AND doctor_id = $2 AND status NOT IN ('CANCELLED', 'NO_SHOW', 'COMPLETED') AND starts_at > $3";
+
 pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<Appointment>> {
     let sql = format!("SELECT {COLUMNS} FROM appointments WHERE id = $1");
     with_db!(db, pool => sqlx::query_as::<_, Appointment>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
@@ -50,9 +54,14 @@ pub async fn booked(
     with_db!(db, pool => sqlx::query_as(SQL).bind(doctor_id).bind(from).bind(to).fetch_all(pool).await)
 }
 
-/// Stores a booking. The doctor's slot is guarded by the partial unique index alone: of two
-/// bookings racing for it, the database lets exactly one in.
-pub async fn book(db: &Db, new: &NewAppointment) -> sqlx::Result<Booking> {
+/// Stores a booking unless the patient already holds `max_open_with_doctor` upcoming ones with
+/// the doctor. The doctor's slot is guarded by the partial unique index alone: of two bookings
+/// racing for it, the database lets exactly one in.
+pub async fn book(
+    db: &Db,
+    new: &NewAppointment,
+    max_open_with_doctor: u32,
+) -> sqlx::Result<Booking> {
     let insert = format!(
         "INSERT INTO appointments (id, doctor_id, patient_id, starts_at, ends_at, status, reason, \
          fee_amount, fee_currency, created_at, confirmed_at, updated_at, payment_due_at) \
@@ -68,8 +77,16 @@ pub async fn book(db: &Db, new: &NewAppointment) -> sqlx::Result<Booking> {
             .bind(new.id)
             .fetch_one(&mut *tx)
             .await?;
+        let open_with_doctor: i64 = sqlx::query_scalar(OPEN_WITH_DOCTOR)
+            .bind(new.patient_id)
+            .bind(new.doctor_id)
+            .bind(new.now)
+            .fetch_one(&mut *tx)
+            .await?;
         if busy > 0 {
             Booking::PatientBusy
+        } else if open_with_doctor >= i64::from(max_open_with_doctor) {
+            Booking::TooManyWithDoctor
         } else {
             let inserted = sqlx::query_as::<_, Appointment>(sqlx::AssertSqlSafe(insert))
                 .bind(new.id)

@@ -116,7 +116,8 @@ pub async fn book(
         payment_due_at,
         now,
     };
-    let appointment = booked(repo::book(&state.db, &new).await?)?;
+    let max_open = state.config.max_open_bookings_per_doctor;
+    let appointment = booked(repo::book(&state.db, &new, max_open).await?, max_open)?;
     let when = appointment.starts_at.format("%Y-%m-%d %H:%M UTC");
     notify(
         state,
@@ -195,8 +196,15 @@ async fn bookable_slot(
     Ok(slot)
 }
 
-fn booked(booking: Booking) -> AppResult<Appointment> {
+fn booked(booking: Booking, max_open: u32) -> AppResult<Appointment> {
     match booking {
+        Booking::TooManyWithDoctor => Err(AppError::conflict(
+            "doctorId",
+            format!(
+                "you already have {max_open} upcoming appointments with this doctor; cancel one \
+                 or wait until one has taken place"
+            ),
+        )),
         Booking::Done(appointment) => Ok(*appointment),
         Booking::SlotTaken => Err(slot_taken()),
         Booking::PatientBusy => Err(AppError::conflict(
@@ -488,7 +496,7 @@ pub async fn reschedule(
     let slot = bookable_slot(state, &schedule, starts_at, now, Some(&appointment)).await?;
     let moved =
         match repo::reschedule(&state.db, &appointment, slot.starts_at, slot.ends_at, now).await? {
-            Some(booking) => booked(booking)?,
+            Some(booking) => booked(booking, state.config.max_open_bookings_per_doctor)?,
             None => {
                 return Err(AppError::state_conflict(
                     "the appointment changed meanwhile; reload it",

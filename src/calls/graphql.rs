@@ -20,7 +20,7 @@ use crate::graphql::context::{state, viewer};
 use crate::graphql::dormant::user_events;
 use crate::graphql::loaders::{DoctorLoader, UserLoader, loader, prefetch};
 use crate::graphql::parse_id;
-use crate::pagination::PageArgs;
+use crate::pagination::{PageArgs, page_complexity};
 use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent};
 use crate::users::model::User;
 
@@ -35,6 +35,7 @@ impl CallsQuery {
     }
 
     /// Your calls, newest first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn my_calls(
         &self,
         ctx: &Context<'_>,

@@ -14,7 +14,7 @@ use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{optional_viewer, state, viewer};
 use crate::graphql::loaders::{LicenceLoader, UserLoader, loader, prefetch};
 use crate::graphql::parse_id;
-use crate::pagination::{Page, PageArgs};
+use crate::pagination::{Page, PageArgs, page_complexity};
 use crate::realtime::presence::DoctorStatus;
 use crate::reviews::model::Review;
 use crate::scheduling::model::Schedule;
@@ -28,6 +28,7 @@ pub struct DoctorsQuery;
 impl DoctorsQuery {
     /// Approved doctors that match every given filter, best rated first unless `sort` says
     /// otherwise. Open to everyone, signed in or not.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn doctors(
         &self,
         ctx: &Context<'_>,
@@ -71,6 +72,7 @@ impl DoctorsQuery {
     }
 
     /// Profiles waiting for verification, oldest submission first (admins only).
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn pending_doctors(
         &self,
         ctx: &Context<'_>,
@@ -266,6 +268,7 @@ impl Doctor {
     }
 
     /// Patients' reviews, newest first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn reviews(
         &self,
         ctx: &Context<'_>,

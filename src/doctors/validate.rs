@@ -196,7 +196,26 @@ pub fn rejection_reason(raw: &str) -> AppResult<String> {
     text("reason", raw, 1..=REASON_MAX_CHARS)
 }
 
+/// The longest text a search filter takes: a LIKE pattern's cost grows with it, and no name
+/// or specialization comes near it.
+pub const FILTER_TEXT_MAX_CHARS: usize = 200;
+
 pub fn filter(filter: DoctorFilter) -> AppResult<SearchFilter> {
+    for (field, value) in [
+        ("filter.text", &filter.text),
+        ("filter.specialization", &filter.specialization),
+        ("filter.language", &filter.language),
+    ] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.chars().count() > FILTER_TEXT_MAX_CHARS)
+        {
+            return Err(AppError::bad_input(
+                field,
+                format!("{field} must be at most {FILTER_TEXT_MAX_CHARS} characters"),
+            ));
+        }
+    }
     let non_negative = |field: &'static str, value: Option<i64>| match value {
         Some(v) if v < 0 => Err(AppError::bad_input(
             field,

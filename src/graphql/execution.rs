@@ -1,5 +1,6 @@
 //! Every GraphQL operation, over HTTP and WebSocket alike, runs through [`execute`] or
-//! [`execute_stream`] here: a request holding the NUL character is refused before it runs, and
+//! [`execute_stream`] here: a document nested too deep is refused before anything parses it
+//! (whatever path it came by), a request holding the NUL character before it runs, and
 //! each operation is counted by name and outcome, with the latency of queries and mutations and
 //! the count of running subscriptions.
 //!
@@ -19,16 +20,28 @@ use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 
 use super::direct::Direct;
+use super::documents::Candidate;
 use super::dormant::Given;
-use super::{AppSchema, nul};
+use super::{AppSchema, guard, nul};
 use crate::auth::AuthUser;
 use crate::error::ErrorCode;
 use crate::metrics::{self, Held, Metrics};
 use crate::realtime::bus::Event;
 use crate::state::AppState;
 
-/// Runs a query or mutation that came over HTTP, and records it.
-pub async fn execute(schema: &AppSchema, metrics: &Metrics, mut request: Request) -> Response {
+/// Runs a query or mutation that came over HTTP, and records it; `candidate` is its document
+/// if it was parsed for it, kept if it validates.
+pub async fn execute(
+    schema: &AppSchema,
+    metrics: &Metrics,
+    mut request: Request,
+    candidate: Option<Candidate>,
+) -> Response {
+    if let Some(refused) = too_deep(&request) {
+        let operation = metrics.operation(request.operation_name.as_deref());
+        metrics.graphql_request(operation, outcome(&refused), None);
+        return refused;
+    }
     let (operation, _) = inspect(metrics, &mut request);
     let started = Instant::now();
     let response = match nul::refusal(&mut request) {
@@ -36,7 +49,19 @@ pub async fn execute(schema: &AppSchema, metrics: &Metrics, mut request: Request
         None => schema.execute(request).await,
     };
     metrics.graphql_request(operation, outcome(&response), Some(started.elapsed()));
+    if let Some(candidate) = candidate {
+        candidate.keep_if_valid(&response);
+    }
     response
+}
+
+/// The refusal of a document the parser must not see (see [`guard`]). Documents normally come
+/// through [`super::documents::Documents::prepare`], which measures them; this holds for any
+/// other way in.
+fn too_deep(request: &Request) -> Option<Response> {
+    guard::check_nesting(&request.query)
+        .err()
+        .map(guard::Refusal::response)
 }
 
 /// The type of the operation that came over a WebSocket (`None` if it does not parse: it fails
@@ -46,17 +71,25 @@ pub fn execute_stream(
     schema: &AppSchema,
     metrics: &Arc<Metrics>,
     mut request: Request,
+    candidate: Option<Candidate>,
 ) -> (
     Option<OperationType>,
     impl Stream<Item = Response> + Send + 'static,
 ) {
+    if let Some(refused) = too_deep(&request) {
+        let operation = metrics.operation(request.operation_name.as_deref());
+        let inner = stream::once(async { refused }).boxed();
+        return (None, Tracked::new(metrics, operation, false, inner));
+    }
     let (operation, kind) = inspect(metrics, &mut request);
     let subscription = kind == Some(OperationType::Subscription);
     let inner = match nul::refusal(&mut request) {
         Some(refused) => stream::once(async { refused }).boxed(),
         None => schema.execute_stream(request),
     };
-    (kind, Tracked::new(metrics, operation, subscription, inner))
+    let mut tracked = Tracked::new(metrics, operation, subscription, inner);
+    tracked.candidate = candidate;
+    (kind, tracked)
 }
 
 /// A subscription the socket keeps dormant (see [`super::dormant`]), recorded as one running
@@ -68,19 +101,32 @@ pub fn execute_dormant(
     metrics: &Arc<Metrics>,
     events: BoxStream<'static, Event>,
     request: impl Fn(Given) -> Request + Send + 'static,
+    candidate: Option<Candidate>,
 ) -> impl Stream<Item = Response> + Send + 'static {
     let mut check = request(Given(None));
+    if let Some(refused) = too_deep(&check) {
+        let operation = metrics.operation(check.operation_name.as_deref());
+        let inner = stream::once(async { refused }).boxed();
+        return Tracked::new(metrics, operation, true, inner);
+    }
     let (operation, _) = inspect(metrics, &mut check);
     let inner = match nul::refusal(&mut check) {
         Some(refused) => stream::once(async { refused }).boxed(),
         None => {
             let checked = schema.execute_stream(check).collect::<Vec<_>>();
-            let mut waiting = Some((schema.clone(), events, request));
+            let mut waiting = Some((schema.clone(), events, request, candidate));
             stream::once(checked)
                 .flat_map(move |refusals| match waiting.take() {
-                    Some((schema, events, request)) if refusals.is_empty() => events
-                        .flat_map(move |event| schema.execute_stream(request(Given(Some(event)))))
-                        .boxed(),
+                    Some((schema, events, request, candidate)) if refusals.is_empty() => {
+                        if let Some(candidate) = candidate {
+                            candidate.keep();
+                        }
+                        events
+                            .flat_map(move |event| {
+                                schema.execute_stream(request(Given(Some(event))))
+                            })
+                            .boxed()
+                    }
                     _ => stream::iter(refusals).boxed(),
                 })
                 .boxed()
@@ -187,6 +233,8 @@ struct Tracked {
     started: Instant,
     running: Option<Held>,
     ended: bool,
+    /// The operation's document, kept by the cache if its first answer shows it validates.
+    candidate: Option<Candidate>,
 }
 
 impl Tracked {
@@ -204,6 +252,7 @@ impl Tracked {
             operation: Some(operation),
             subscription,
             ended: false,
+            candidate: None,
         }
     }
 
@@ -227,7 +276,12 @@ impl Stream for Tracked {
         }
         let polled = self.inner.poll_next_unpin(cx);
         match &polled {
-            Poll::Ready(Some(response)) => self.record(Some(response)),
+            Poll::Ready(Some(response)) => {
+                if let Some(candidate) = self.candidate.take() {
+                    candidate.keep_if_valid(response);
+                }
+                self.record(Some(response));
+            }
             Poll::Ready(None) => {
                 self.ended = true;
                 self.running = None;

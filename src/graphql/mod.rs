@@ -6,6 +6,8 @@ pub mod direct;
 pub mod documents;
 pub mod dormant;
 pub mod execution;
+pub mod guard;
+mod introspection;
 pub mod loaders;
 mod nul;
 pub mod scalars;
@@ -84,13 +86,18 @@ pub fn sdl() -> String {
 }
 
 fn builder(config: &Config) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(
+    let builder = Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
     .limit_depth(config.query_depth_limit)
-    .limit_complexity(config.query_complexity_limit)
+    .limit_complexity(config.query_complexity_limit);
+    if config.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
 }
 
 /// Gives every error of `response` an `extensions.code` (and INTERNAL ones the request id).

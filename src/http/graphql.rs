@@ -16,6 +16,7 @@ use serde_json::json;
 use super::{HttpState, REQUEST_ID};
 use crate::error::ErrorCode;
 use crate::graphql::context::Session;
+use crate::graphql::documents::Prepared;
 use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::ClientIp;
 
@@ -82,11 +83,15 @@ pub async fn execute(
         }
     };
     let session = Arc::new(Session::new(bearer_token(&headers)));
-    let run = |mut request| {
+    let run = |mut request| async {
         // Front ends send the same few documents over and over: parsed once, shared after.
-        state.documents.prepare(&mut request);
+        let candidate = match state.documents.prepare(&mut request) {
+            Prepared::Refused(refused) => return refused,
+            Prepared::Execute(candidate) | Prepared::Dormant(_, candidate) => candidate,
+            Prepared::Direct(_) => None,
+        };
         let request = with_request_data(request, &state.app, session.clone()).data(client);
-        execution::execute(&state.schema, &state.app.metrics, request)
+        execution::execute(&state.schema, &state.app.metrics, request, candidate).await
     };
     let mut response = match batch {
         BatchRequest::Single(request) => BatchResponse::Single(run(request).await),

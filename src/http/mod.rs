@@ -58,10 +58,19 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
     }
     let cors = policy::cors(&app.config, REQUEST_ID);
     if app.config.metrics_bind.is_none() {
+        tracing::warn!(
+            "/metrics is served on the public port; set MEDILINK_METRICS_BIND to serve it on an \
+             address of its own"
+        );
         router = router.route("/metrics", get(metrics::metrics));
     }
+    let graphql_routes = if app.config.graphiql {
+        get(graphql::graphiql).post(graphql::execute)
+    } else {
+        post(graphql::execute)
+    };
     let router = router
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql", graphql_routes)
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -69,9 +78,12 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/files/licences/{doctor_id}", get(files::licence))
         .route("/webhooks/stripe", post(webhooks::stripe))
         .with_state(HttpState {
+            documents: Arc::new(Documents::new(
+                app.config.max_document_bytes,
+                app.config.introspection,
+            )),
             app,
             schema,
-            documents: Arc::default(),
         })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID));
     let router = match cors {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Request, Response};
+use async_graphql::{ErrorExtensionValues, Request, Response, ServerError};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,10 +20,11 @@ use tracing::Instrument;
 
 use super::{HttpState, REQUEST_ID};
 use crate::auth::AuthUser;
+use crate::auth::tokens::Claims;
 use crate::calls;
 use crate::error::ErrorCode;
 use crate::graphql::context::{Session, log_as};
-use crate::graphql::documents::Prepared;
+use crate::graphql::documents::{Prepared, is_request_error};
 use crate::graphql::dormant::Given;
 use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
@@ -42,6 +43,10 @@ const READ_BUFFER_BYTES: usize = 2 * 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames queued for a peer that does not read before the socket is dropped.
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// The largest message a client may send before `connection_init` has been answered: an init
+/// payload holds a token and little else. Larger frames are still read up to the socket's
+/// limit (`MEDILINK_MAX_BODY_BYTES`), which is fixed when the socket opens.
+const MAX_MESSAGE_BYTES_BEFORE_INIT: usize = 4 * 1024;
 /// The reason of the 1001 close a stopping instance sends; clients reconnect after it.
 const RESTARTING: &str = "Server restarting";
 
@@ -77,7 +82,11 @@ pub async fn upgrade(
     // The socket lives in a task of its own: it keeps the upgrade request's span (its id, and
     // the user once signed in) so that every line the connection causes carries them.
     let span = tracing::Span::current();
+    // tungstenite refuses a frame by its header, before reading it, past max_frame_size.
+    let max_message = state.app.config.max_body_bytes;
     ws.protocols([SUBPROTOCOL])
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .read_buffer_size(READ_BUFFER_BYTES)
         // Frames fed without a send wait for it up to this size; every send flushes them.
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -122,16 +131,20 @@ enum Outgoing {
 enum Incoming {
     Message(ClientMessage),
     Invalid(&'static str),
+    /// A frame or message over the socket's size limit.
+    TooBig,
     /// The client closed with this code; the close handshake still needs our reply.
     Closing(u16),
     Closed,
     Ignored,
 }
 
-fn read(message: Option<Result<Message, axum::Error>>) -> Incoming {
+fn read(message: Option<Result<Message, axum::Error>>, max_bytes: usize) -> Incoming {
     match message {
         Some(Ok(Message::Close(frame))) => Incoming::Closing(frame.map_or(1005, |f| f.code)),
+        Some(Err(error)) if is_capacity(&error) => Incoming::TooBig,
         None | Some(Err(_)) => Incoming::Closed,
+        Some(Ok(Message::Text(text))) if text.len() > max_bytes => Incoming::TooBig,
         Some(Ok(Message::Text(text))) => match ClientMessage::from_json(text.as_str()) {
             Ok(message) => Incoming::Message(message),
             Err(_) => Incoming::Invalid("Invalid message received"),
@@ -139,6 +152,17 @@ fn read(message: Option<Result<Message, axum::Error>>) -> Incoming {
         Some(Ok(Message::Binary(_))) => Incoming::Invalid("Binary messages are not supported"),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Ignored,
     }
+}
+
+fn is_capacity(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// Closes a socket that sent a message over its limit, with the protocol's "Message Too Big".
+async fn too_big(socket: &mut WebSocket) -> Ended {
+    close_with(socket, close::MESSAGE_TOO_BIG, "Message too big").await
 }
 
 /// Sends `message` and everything fed before it.
@@ -224,44 +248,47 @@ async fn connection(
     // of them would set the size of every socket's future for its whole life.
     let config = state.app.config.clone();
     let init_timeout = Duration::from_secs(config.ws_init_timeout_secs);
-    let user = match Box::pin(handshake(socket, state, init_timeout)).await {
-        Ok(user) => user,
+    let claims = match Box::pin(handshake(socket, state, init_timeout)).await {
+        Ok(claims) => claims,
         Err(ended) => return ended,
     };
-    log_as(&user);
+    let user_id = claims.sub;
     let realtime = &state.app.realtime;
     let presence = realtime.presence.clone();
-    let Connection { id, mut kicked } = match Box::pin(presence.connect(user.id)).await {
+    // The socket is registered for forced closes before its token is checked against the
+    // account: a logout or block that lands in between is then either seen by the check or
+    // closes the socket, never neither.
+    let Connection { id, mut kicked } = match Box::pin(presence.connect(user_id)).await {
         Ok(connection) => connection,
         Err(error) => {
             tracing::warn!(error = %error.0, "cannot record a connection in presence");
             return close_with(socket, close::TRY_AGAIN_LATER, "Presence unavailable").await;
         }
     };
-    // Before the ack, this instance is listening to the user's events (kicks from other
-    // instances included) and to doctor statuses wherever they are published.
+    // Before the check and the ack, this instance is listening to the user's events (kicks
+    // from other instances included) and to doctor statuses wherever they are published.
     let holds = futures_util::future::join(
-        realtime.bus.hold(Topic::User(user.id)),
+        realtime.bus.hold(Topic::User(user_id)),
         realtime.bus.hold(Topic::DoctorStatus),
     )
     .await;
-    let ended = if send(socket, &ServerMessage::ConnectionAck).await {
-        tracing::info!(role = user.role.as_str(), "socket opened");
-        Box::pin(run(
+    let checked = Box::pin(users::service::authenticate(&state.app, &claims)).await;
+    let ended = if let Ok(user) = checked {
+        log_as(&user);
+        Box::pin(acknowledged(
             socket,
             state,
             user,
             client,
             request_id,
             &mut kicked,
-            Duration::from_secs(config.ws_ping_interval_secs),
         ))
         .await
     } else {
-        Ended::Dropped
+        close_with(socket, close::FORBIDDEN, "Forbidden").await
     };
     drop(holds);
-    match Box::pin(presence.disconnect(user.id, id)).await {
+    match Box::pin(presence.disconnect(user_id, id)).await {
         Ok(true) => calls::service::connection_lost(&state.app),
         Ok(false) => {}
         Err(error) => {
@@ -271,12 +298,40 @@ async fn connection(
     ended
 }
 
-/// Waits for `connection_init` and checks its token; how the socket ended if it did.
+/// Acknowledges the checked connection and serves it.
+async fn acknowledged(
+    socket: &mut WebSocket,
+    state: &HttpState,
+    user: AuthUser,
+    client: ClientIp,
+    request_id: &str,
+    kicked: &mut (impl Future + Unpin),
+) -> Ended {
+    let config = &state.app.config;
+    if send(socket, &ServerMessage::ConnectionAck).await {
+        tracing::info!(role = user.role.as_str(), "socket opened");
+        Box::pin(run(
+            socket,
+            state,
+            user,
+            client,
+            request_id,
+            kicked,
+            Duration::from_secs(config.ws_ping_interval_secs),
+        ))
+        .await
+    } else {
+        Ended::Dropped
+    }
+}
+
+/// Waits for `connection_init` and reads its token's claims (signed, unexpired; the account is
+/// checked after the socket is registered); how the socket ended if it did.
 async fn handshake(
     socket: &mut WebSocket,
     state: &HttpState,
     timeout: Duration,
-) -> Result<AuthUser, Ended> {
+) -> Result<Claims, Ended> {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let going_away = state.app.shutdown.going_away();
@@ -289,16 +344,19 @@ async fn handshake(
             () = &mut deadline => {
                 return Err(close_with(socket, close::INIT_TIMEOUT, "Connection initialisation timeout").await);
             }
-            message = socket.recv() => match read(message) {
+            message = socket.recv() => match read(message, MAX_MESSAGE_BYTES_BEFORE_INIT) {
                 Incoming::Closed => return Err(Ended::Dropped),
+                Incoming::TooBig => return Err(too_big(socket).await),
                 Incoming::Closing(code) => return Err(closing(socket, code).await),
                 Incoming::Ignored => {}
                 Incoming::Invalid(reason) => {
                     return Err(close_with(socket, close::BAD_MESSAGE, reason).await);
                 }
                 Incoming::Message(ClientMessage::ConnectionInit { payload }) => {
-                    return match authenticate(state, payload.as_ref()).await {
-                        Some(user) => Ok(user),
+                    let claims = init_token(payload.as_ref())
+                        .and_then(|token| state.app.tokens.decode_access(&token).ok());
+                    return match claims {
+                        Some(claims) => Ok(claims),
                         None => Err(close_with(socket, close::FORBIDDEN, "Forbidden").await),
                     };
                 }
@@ -314,12 +372,6 @@ async fn handshake(
     }
 }
 
-async fn authenticate(state: &HttpState, payload: Option<&serde_json::Value>) -> Option<AuthUser> {
-    let token = init_token(payload)?;
-    let claims = state.app.tokens.decode_access(&token).ok()?;
-    users::service::authenticate(&state.app, &claims).await.ok()
-}
-
 async fn run(
     socket: &mut WebSocket,
     state: &HttpState,
@@ -329,7 +381,8 @@ async fn run(
     kicked: &mut (impl Future + Unpin),
     ping_every: Duration,
 ) -> Ended {
-    let session = Arc::new(Session::authenticated(user));
+    let max_operations = state.app.config.ws_max_subscriptions;
+    let max_message_bytes = state.app.config.max_body_bytes;
     let mut operations: StreamMap<String, BoxStream<'static, Outgoing>> = StreamMap::new();
     // Which operations are subscriptions: when the instance stops, those end without
     // `complete`, so that the client starts them again on its next socket.
@@ -398,8 +451,9 @@ async fn run(
             }
             message = socket.recv() => {
                 silent_intervals = 0;
-                match read(message) {
+                match read(message, max_message_bytes) {
                     Incoming::Closed => return Ended::Dropped,
+                    Incoming::TooBig => return too_big(socket).await,
                     Incoming::Closing(code) => return closing(socket, code).await,
                     Incoming::Ignored => {}
                     Incoming::Invalid(reason) => {
@@ -421,7 +475,14 @@ async fn run(
                         if operations.contains_key(&id) {
                             return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                         }
-                        let Some((kind, responses)) = start(state, user, &session, client, *payload) else {
+                        if operations.len() >= max_operations {
+                            let refused = too_many_operations(max_operations);
+                            if !send(socket, &ServerMessage::Error { id: &id, payload: &refused }).await {
+                                return Ended::Dropped;
+                            }
+                            continue;
+                        }
+                        let Some((kind, responses)) = start(state, user, client, *payload) else {
                             return close_with(socket, close::BAD_MESSAGE, "Invalid message received").await;
                         };
                         let subscription = kind == Some(OperationType::Subscription);
@@ -443,16 +504,33 @@ async fn run(
     }
 }
 
+/// The `error` message's payload for a `subscribe` past the socket's limit of operations at
+/// once; the socket and its other operations go on.
+fn too_many_operations(limit: usize) -> Vec<ServerError> {
+    let mut error = ServerError::new(
+        format!("this socket already runs {limit} operations; complete one first"),
+        None,
+    );
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", ErrorCode::RateLimited.as_str());
+    error.extensions = Some(extensions);
+    vec![error]
+}
+
 /// Starts the operation of a `subscribe` payload for the socket's `user`: the type of its
 /// operation (`None` if it does not parse: it fails at once) and its responses; `None` if the
 /// payload's variables are not JSON the executor takes.
+///
+/// Each operation has a session of its own: `login`, `register` and `refreshToken` sent over
+/// the socket answer with their tokens, but the socket stays the user who opened it, whom
+/// forced closes are keyed on.
 fn start(
     state: &HttpState,
     user: AuthUser,
-    session: &Arc<Session>,
     client: ClientIp,
     payload: SubscribePayload,
 ) -> Option<(Option<OperationType>, BoxStream<'static, Response>)> {
+    let session = Arc::new(Session::authenticated(user));
     if let Some(variables) = &payload.variables
         && let Some(direct) = state
             .documents
@@ -466,7 +544,10 @@ fn start(
         }
     }
     let mut request = payload.into_request().ok()?;
-    match state.documents.prepare(&mut request) {
+    let candidate = match state.documents.prepare(&mut request) {
+        Prepared::Refused(refused) => {
+            return Some((None, stream::once(async { refused }).boxed()));
+        }
         Prepared::Direct(direct) => {
             let kind = direct.kind;
             if let Some(responses) =
@@ -474,8 +555,9 @@ fn start(
             {
                 return Some((Some(kind), responses.boxed()));
             }
+            None
         }
-        Prepared::Dormant(wake) => {
+        Prepared::Dormant(wake, candidate) => {
             // Listening from now on, before anything the client sends next runs.
             let events = wake.events(&state.app, user.id);
             let (app, documents, session) =
@@ -492,20 +574,14 @@ fn start(
                     .data(given)
             };
             let metrics = &state.app.metrics;
-            let responses = execution::execute_dormant(&state.schema, metrics, events, request);
+            let responses =
+                execution::execute_dormant(&state.schema, metrics, events, request, candidate);
             return Some((Some(OperationType::Subscription), responses.boxed()));
         }
-        Prepared::Execute => {}
-    }
-    let request = with_request_data(request, &state.app, session.clone()).data(client);
-    let (kind, responses) = execution::execute_stream(&state.schema, &state.app.metrics, request);
+        Prepared::Execute(candidate) => candidate,
+    };
+    let request = with_request_data(request, &state.app, session).data(client);
+    let metrics = &state.app.metrics;
+    let (kind, responses) = execution::execute_stream(&state.schema, metrics, request, candidate);
     Some((kind, responses.boxed()))
-}
-
-/// A failure before execution (parse, validation, or a subscription refused at its start)
-/// goes out as the protocol's `error` message instead of `next`.
-fn is_request_error(response: &Response) -> bool {
-    !response.errors.is_empty()
-        && response.data == async_graphql::Value::Null
-        && response.errors.iter().all(|e| e.path.is_empty())
 }

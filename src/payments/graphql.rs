@@ -13,7 +13,7 @@ use crate::appointments::model::Appointment;
 use crate::error::AppResult;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
-use crate::pagination::PageArgs;
+use crate::pagination::{PageArgs, page_complexity};
 
 #[derive(Default)]
 pub struct PaymentsQuery;
@@ -21,6 +21,7 @@ pub struct PaymentsQuery;
 #[Object]
 impl PaymentsQuery {
     /// All payments, newest first; admins only.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn payments(
         &self,
         ctx: &Context<'_>,

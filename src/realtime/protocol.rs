@@ -18,6 +18,8 @@ pub mod close {
     pub const TOO_MANY_INITS: u16 = 4429;
     /// The peer stopped answering pings, or the server is stopping; clients reconnect.
     pub const GOING_AWAY: u16 = 1001;
+    /// A message over the socket's size limit (RFC 6455's "Message Too Big").
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The server cannot serve the socket now (presence store unreachable). "Try Again Later":
     /// the `graphql-ws` client retries it, where it gives up after 1011.
     pub const TRY_AGAIN_LATER: u16 = 1013;

@@ -10,7 +10,7 @@ use crate::error::AppResult;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{client_ip, optional_viewer, signed_in, state, viewer};
 use crate::graphql::parse_id;
-use crate::pagination::PageArgs;
+use crate::pagination::{PageArgs, page_complexity};
 
 #[derive(Default)]
 pub struct UsersQuery;
@@ -23,6 +23,7 @@ impl UsersQuery {
     }
 
     /// All accounts, oldest first (admins only).
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -79,8 +79,9 @@ pub struct NewRefreshToken {
 pub enum Rotation {
     /// It was live; it is now used up and its successor stored.
     Rotated { user_id: Uuid },
-    /// It had already been used: somebody replayed it, so the user's tokens are all revoked.
-    Reused,
+    /// It had already been used: somebody replayed it, so every access and refresh token of
+    /// the user is revoked.
+    Reused { user_id: Uuid },
     /// Unknown, expired or revoked.
     Invalid,
 }

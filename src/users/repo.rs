@@ -95,13 +95,14 @@ pub async fn set_blocked(
 
 const REVOKE_ALL: &str =
     "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+/// Access tokens carry the version they were issued at: bumping it kills them all at once.
+const BUMP_TOKEN_VERSION: &str =
+    "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
 
 /// Makes every access and refresh token of the user stop working.
 pub async fn revoke_sessions(db: &Db, user_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
-    const BUMP: &str =
-        "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
     transaction!(db, tx => {
-        sqlx::query(BUMP).bind(user_id).bind(now).execute(&mut *tx).await?;
+        sqlx::query(BUMP_TOKEN_VERSION).bind(user_id).bind(now).execute(&mut *tx).await?;
         sqlx::query(REVOKE_ALL).bind(user_id).bind(now).execute(&mut *tx).await?;
     });
     Ok(())
@@ -137,7 +138,8 @@ pub async fn refresh_token_owner(db: &Db, token_hash: &str) -> sqlx::Result<Opti
 }
 
 /// Uses up the refresh token with hash `presented` and stores `next` in its family, atomically.
-/// A token that was already used is a replay: every token of its user is revoked.
+/// A token that was already used is a replay: every access and refresh token of its user is
+/// revoked.
 pub async fn rotate_refresh_token(
     db: &Db,
     presented: &str,
@@ -176,12 +178,17 @@ pub async fn rotate_refresh_token(
                     .await?;
                 match replayed_by {
                     Some(user_id) => {
+                        sqlx::query(BUMP_TOKEN_VERSION)
+                            .bind(user_id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
                         sqlx::query(REVOKE_ALL)
                             .bind(user_id)
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;
-                        Rotation::Reused
+                        Rotation::Reused { user_id }
                     }
                     None => Rotation::Invalid,
                 }

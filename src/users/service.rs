@@ -171,7 +171,8 @@ pub async fn refresh(state: &AppState, client: ClientIp, token: &str) -> AppResu
     .await?;
     let user_id = match rotation {
         Rotation::Rotated { user_id } => user_id,
-        Rotation::Reused => {
+        Rotation::Reused { user_id } => {
+            state.realtime.presence.kick(user_id);
             return Err(AppError::unauthenticated(
                 "this refresh token was already used, so every session of the account was \
                  signed out; sign in again",
@@ -233,6 +234,7 @@ pub async fn list(
     args: &PageArgs,
 ) -> AppResult<Page<User>> {
     viewer.require(Role::Admin)?;
+    validate::search(filter.search.as_deref())?;
     let after = args
         .after
         .as_deref()

@@ -6,6 +6,19 @@ pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 const NAME_MAX_CHARS: usize = 100;
 pub const EMAIL_MAX_BYTES: usize = 254;
 
+/// The longest text `users(filter: {search})` takes: a LIKE pattern's cost grows with it.
+pub const SEARCH_MAX_CHARS: usize = 200;
+
+pub fn search(search: Option<&str>) -> AppResult<()> {
+    if search.is_some_and(|s| s.chars().count() > SEARCH_MAX_CHARS) {
+        return Err(AppError::bad_input(
+            "filter.search",
+            format!("search must be at most {SEARCH_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Trims and lower-cases an email address and checks its shape (`local@domain.tld`).
 pub fn email(raw: &str) -> AppResult<String> {
     let email = raw.trim().to_lowercase();
