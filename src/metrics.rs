@@ -131,6 +131,8 @@ pub struct Metrics {
     webhook_events: Family<WebhookLabels, Counter>,
     pool: Family<StateLabels, Gauge>,
     pool_max: Gauge,
+    cached_documents: Gauge,
+    cached_document_bytes: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -224,6 +226,18 @@ impl Metrics {
              itself are not counted",
             db.calls_counter(),
         );
+        let cached_documents = Gauge::default();
+        registry.register(
+            "medilink_graphql_cached_documents",
+            "Parsed GraphQL documents kept for reuse (only documents that validated)",
+            cached_documents.clone(),
+        );
+        let cached_document_bytes = Gauge::default();
+        registry.register(
+            "medilink_graphql_cached_document_bytes",
+            "The text of the parsed GraphQL documents kept, in bytes (bounded)",
+            cached_document_bytes.clone(),
+        );
         Self {
             registry,
             operations: OperationNames::default(),
@@ -237,7 +251,16 @@ impl Metrics {
             webhook_events,
             pool,
             pool_max,
+            cached_documents,
+            cached_document_bytes,
         }
+    }
+
+    /// The size of the parsed-document cache, each time it changes.
+    pub fn document_cache(&self, documents: usize, text_bytes: usize) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.cached_documents.set(gauge(documents));
+        self.cached_document_bytes.set(gauge(text_bytes));
     }
 
     /// The `operation` label for an operation name (`None`: anonymous).

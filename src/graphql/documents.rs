@@ -17,6 +17,7 @@ use async_graphql::{Request, Response};
 use super::direct::Direct;
 use super::dormant::Wake;
 use super::{guard, introspection};
+use crate::metrics::Metrics;
 
 /// Distinct query texts kept; past this, or past [`CAPACITY_BYTES`], the cache starts over.
 const CAPACITY: usize = 256;
@@ -26,6 +27,7 @@ const CAPACITY_BYTES: usize = 512 * 1024;
 pub struct Documents {
     max_document_bytes: usize,
     introspection: bool,
+    metrics: Arc<Metrics>,
     parsed: Mutex<Cache>,
 }
 
@@ -83,10 +85,11 @@ pub enum Prepared {
 }
 
 impl Documents {
-    pub fn new(max_document_bytes: usize, introspection: bool) -> Self {
+    pub fn new(max_document_bytes: usize, introspection: bool, metrics: Arc<Metrics>) -> Self {
         Self {
             max_document_bytes,
             introspection,
+            metrics,
             parsed: Mutex::default(),
         }
     }
@@ -172,6 +175,8 @@ impl Documents {
         }
         parsed.text_bytes += query.len();
         parsed.entries.insert(query, entry);
+        self.metrics
+            .document_cache(parsed.entries.len(), parsed.text_bytes);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {

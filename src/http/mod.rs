@@ -81,6 +81,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             documents: Arc::new(Documents::new(
                 app.config.max_document_bytes,
                 app.config.introspection,
+                app.metrics.clone(),
             )),
             app,
             schema,
