@@ -83,7 +83,9 @@ pub fn sdl() -> String {
     builder(&Config::default()).finish().sdl()
 }
 
-fn builder(config: &Config) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+pub(crate) fn builder(
+    config: &Config,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),
         Mutation::default(),

@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL, GraphiQL, the /demo page and the probes operators need.
 
+mod batch;
 mod client_ip;
 mod demo;
 mod files;
@@ -31,6 +32,7 @@ pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
     pub documents: Arc<Documents>,
+    pub budget: Arc<batch::Budget>,
 }
 
 impl FromRef<HttpState> for AppState {
@@ -61,7 +63,12 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         router = router.route("/metrics", get(metrics::metrics));
     }
     let router = router
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .fallback(graphql::method_not_allowed),
+        )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -69,6 +76,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/files/licences/{doctor_id}", get(files::licence))
         .route("/webhooks/stripe", post(webhooks::stripe))
         .with_state(HttpState {
+            budget: Arc::new(batch::Budget::new(&app.config)),
             app,
             schema,
             documents: Arc::default(),
