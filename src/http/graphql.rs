@@ -55,7 +55,7 @@ fn graphiql(state: &HttpState) -> Html<String> {
 /// The parameters of `GET /graphql`; `variables` and `extensions` are JSON text.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GetParams {
+struct GetParams {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
