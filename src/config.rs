@@ -33,6 +33,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest multipart request body (file uploads).
     pub max_upload_bytes: usize,
+    /// Most operations in one HTTP batch (a JSON array of requests).
+    pub max_batch: usize,
     pub query_depth_limit: usize,
     pub query_complexity_limit: usize,
     /// A `tracing` filter such as `info` or `medilink=debug,info`.
@@ -124,6 +126,7 @@ impl Default for Config {
             refresh_token_ttl_days: 30,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 6 * 1024 * 1024,
+            max_batch: 10,
             query_depth_limit: 16,
             // A full page (100) of doctors with every field and its user is about 2,700.
             query_complexity_limit: 5_000,
@@ -242,6 +245,9 @@ impl Config {
                 "MEDILINK_MAX_BODY_BYTES / MEDILINK_MAX_UPLOAD_BYTES",
                 "must be at least 1024",
             );
+        }
+        if self.max_batch == 0 {
+            return bad("MEDILINK_MAX_BATCH", "must be at least 1");
         }
         for (setting, value) in [
             ("MEDILINK_WS_INIT_TIMEOUT_SECS", self.ws_init_timeout_secs),
@@ -475,6 +481,7 @@ impl fmt::Debug for Config {
             refresh_token_ttl_days,
             max_body_bytes,
             max_upload_bytes,
+            max_batch,
             query_depth_limit,
             query_complexity_limit,
             log,
@@ -529,6 +536,7 @@ impl fmt::Debug for Config {
             .field("refresh_token_ttl_days", refresh_token_ttl_days)
             .field("max_body_bytes", max_body_bytes)
             .field("max_upload_bytes", max_upload_bytes)
+            .field("max_batch", max_batch)
             .field("query_depth_limit", query_depth_limit)
             .field("query_complexity_limit", query_complexity_limit)
             .field("log", log)

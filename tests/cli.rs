@@ -116,6 +116,10 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         "MEDILINK_LOG",
     );
     assert_clear_failure(
+        &serve(&[("MEDILINK_JWT_SECRET", SECRET), ("MEDILINK_MAX_BATCH", "0")]),
+        "MEDILINK_MAX_BATCH",
+    );
+    assert_clear_failure(
         &serve(&[
             ("MEDILINK_JWT_SECRET", SECRET),
             ("MEDILINK_LOG_FORMAT", "xml"),

@@ -55,6 +55,30 @@ fn hostile_documents(levels: usize) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `GET /graphql?query=...` asking for `application/graphql-response+json`, sent by hand: an
+/// HTTP client refuses to build a URL this long. The status and the body.
+async fn get_graphql(app: &TestApp, document: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", document)
+        .finish();
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /graphql?{query} HTTP/1.1\r\nHost: localhost\r\n\
+         Accept: application/graphql-response+json\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// The server is up and answers a normal query.
 async fn still_serving(app: &TestApp) {
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
@@ -80,6 +104,19 @@ async fn deeply_nested_documents_are_refused_on_every_path_and_the_server_keeps_
         let posted = app.graphql(&document, json!({}), None).await;
         assert_refused(&posted, what);
         assert!(error_message(&posted).contains("deeper than"), "{posted}");
+
+        let (status, body) = get_graphql(&app, &document).await;
+        // Past 64 KiB of URL, hyper refuses the request line itself.
+        let url_bytes: usize = form_urlencoded::byte_serialize(document.as_bytes())
+            .map(str::len)
+            .sum();
+        assert!(
+            status == 400 || (url_bytes > 64 * 1024 && status == 414),
+            "{what}: {status}"
+        );
+        if status == 400 {
+            assert_refused(&serde_json::from_str(&body).unwrap(), what);
+        }
 
         let operations = json!({ "query": document, "variables": {} }).to_string();
         let form = reqwest::multipart::Form::new()

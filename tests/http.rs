@@ -205,7 +205,7 @@ async fn malformed_documents_and_limits_are_refused_with_codes() {
     for (name, raw, status) in [
         ("not JSON", "{{{", 400),
         ("empty body", "", 400),
-        ("no query", "{\"variables\": {}}", 200),
+        ("no query", "{\"variables\": {}}", 400),
     ] {
         let response = app
             .client
@@ -247,7 +247,13 @@ async fn graphiqls_introspection_fits_the_limits() {
 #[tokio::test]
 async fn graphiql_is_served_and_wired_to_the_websocket() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/graphql")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -396,7 +402,13 @@ async fn graphiql_assets_can_come_from_a_local_folder() {
     let folder = assets.path().to_owned();
     let app = spawn_app_with(|c| c.graphiql_assets = Some(folder)).await;
 
-    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     let page = page.text().await.unwrap();
     assert!(
         page.contains("src=\"/graphql/assets/graphiql@4/graphiql.min.js\""),
@@ -500,4 +512,302 @@ async fn responses_carry_the_hardening_headers() {
             "{path}"
         );
     }
+}
+
+const JSON_TYPE: &str = "application/json; charset=utf-8";
+const GRAPHQL_RESPONSE_TYPE: &str = "application/graphql-response+json; charset=utf-8";
+
+/// POSTs `body` as JSON with an `Accept` header, if given: (status, content type, JSON body).
+async fn post_accepting(app: &TestApp, accept: Option<&str>, body: &Value) -> (u16, String, Value) {
+    let mut request = app.client.post(app.url("/graphql")).json(body);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+/// GETs /graphql with `params` as its query string and an `Accept` header.
+async fn get_graphql(app: &TestApp, accept: &str, params: &[(&str, &str)]) -> reqwest::Response {
+    let url = reqwest::Url::parse_with_params(&app.url("/graphql"), params).unwrap();
+    let request = app.client.get(url).header("accept", accept);
+    request.send().await.unwrap()
+}
+
+async fn read(response: reqwest::Response) -> (u16, String, Value) {
+    let status = response.status().as_u16();
+    let content_type = header(&response, "content-type")
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.json().await.expect("a JSON body");
+    (status, content_type, body)
+}
+
+#[tokio::test]
+async fn responses_have_the_media_type_the_client_accepts() {
+    let app = spawn_app().await;
+    let query = json!({ "query": "{ __typename }" });
+    for (accept, content_type) in [
+        (None, JSON_TYPE),
+        (Some("*/*"), JSON_TYPE),
+        (Some("application/json"), JSON_TYPE),
+        (Some("text/html"), JSON_TYPE),
+        (
+            Some("application/graphql-response+json"),
+            GRAPHQL_RESPONSE_TYPE,
+        ),
+        (
+            Some("application/graphql-response+json, application/json;q=0.9"),
+            GRAPHQL_RESPONSE_TYPE,
+        ),
+        (
+            Some("application/graphql-response+json;q=0.5, application/json"),
+            JSON_TYPE,
+        ),
+        (
+            Some("application/graphql-response+json;q=0, */*"),
+            JSON_TYPE,
+        ),
+    ] {
+        let (status, got, body) = post_accepting(&app, accept, &query).await;
+        assert_eq!((status, got.as_str()), (200, content_type), "{accept:?}");
+        assert_eq!(
+            body,
+            json!({ "data": { "__typename": "Query" } }),
+            "{accept:?}"
+        );
+    }
+}
+
+/// With `application/graphql-response+json` a request that never ran is a 400 without `data`;
+/// with `application/json` it stays a 200 (without `data` too); a field error still has data.
+#[tokio::test]
+async fn requests_that_never_ran_are_400_for_graphql_response_json() {
+    let app = spawn_app().await;
+    for (name, request) in [
+        ("parse error", json!({ "query": "{" })),
+        ("unknown field", json!({ "query": "{ nothing }" })),
+        (
+            "variable coercion",
+            json!({ "query": "query($n: String!) { __type(name: $n) { name } }", "variables": { "n": null } }),
+        ),
+        (
+            "unknown operation",
+            json!({ "query": "query A { __typename }", "operationName": "B" }),
+        ),
+    ] {
+        let graphql_response = Some("application/graphql-response+json");
+        let (status, content_type, body) = post_accepting(&app, graphql_response, &request).await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert_eq!(content_type, GRAPHQL_RESPONSE_TYPE, "{name}");
+        assert!(body.get("data").is_none(), "{name}: {body}");
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{name}: {body}");
+
+        let (status, content_type, body) =
+            post_accepting(&app, Some("application/json"), &request).await;
+        assert_eq!((status, content_type.as_str()), (200, JSON_TYPE), "{name}");
+        assert!(body.get("data").is_none(), "{name}: {body}");
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{name}: {body}");
+    }
+
+    let accept = Some("application/graphql-response+json");
+    let field_error = json!({ "query": "{ me { id } }" });
+    let (status, _, body) = post_accepting(&app, accept, &field_error).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.get("data"), Some(&Value::Null), "{body}");
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+}
+
+#[tokio::test]
+async fn get_runs_queries_with_url_encoded_variables() {
+    let app = spawn_app().await;
+    let query = "query Type($name: String!) { __type(name: $name) { name } }";
+    for accept in ["application/json", "application/graphql-response+json"] {
+        let response = get_graphql(
+            &app,
+            accept,
+            &[("query", query), ("variables", r#"{"name":"User"}"#)],
+        )
+        .await;
+        let (status, _, body) = read(response).await;
+        assert_eq!(status, 200, "{accept}: {body}");
+        assert_eq!(body, json!({ "data": { "__type": { "name": "User" } } }));
+    }
+
+    let two = "query A { a: __typename } query B { b: __typename }";
+    let response = get_graphql(&app, "*/*", &[("query", two), ("operationName", "B")]).await;
+    let (status, _, body) = read(response).await;
+    assert_eq!((status, body), (200, json!({ "data": { "b": "Query" } })));
+
+    for (name, params) in [
+        ("no query", vec![]),
+        ("empty query", vec![("query", "")]),
+        (
+            "variables not JSON",
+            vec![("query", query), ("variables", "{name")],
+        ),
+        (
+            "variables not a map",
+            vec![("query", query), ("variables", "[1]")],
+        ),
+        (
+            "extensions not a map",
+            vec![("query", query), ("extensions", "7")],
+        ),
+    ] {
+        let response = get_graphql(&app, "application/json", &params).await;
+        let (status, content_type, body) = read(response).await;
+        assert_eq!((status, content_type.as_str()), (400, JSON_TYPE), "{name}");
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{name}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn mutations_over_get_are_refused_with_405_and_not_run() {
+    let app = spawn_app().await;
+    let variables = register_input(json!({})).to_string();
+    let mixed = format!(
+        "query Q {{ __typename }} {}",
+        REGISTER.replacen("mutation", "mutation M", 1)
+    );
+    for params in [
+        vec![("query", REGISTER), ("variables", variables.as_str())],
+        vec![
+            ("query", mixed.as_str()),
+            ("operationName", "M"),
+            ("variables", variables.as_str()),
+        ],
+    ] {
+        let response = get_graphql(&app, "application/json", &params).await;
+        assert_eq!(header(&response, "allow"), Some("POST"));
+        let (status, _, body) = read(response).await;
+        assert_eq!(status, 405, "{body}");
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    }
+    assert_eq!(app.count_rows("users").await, 0, "no mutation ran");
+
+    // The query of the same document may run over GET.
+    let query = [("query", mixed.as_str()), ("operationName", "Q")];
+    let (status, _, body) = read(get_graphql(&app, "application/json", &query).await).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({ "data": { "__typename": "Query" } }))
+    );
+
+    let put = app.client.put(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(header(&put, "allow"), Some("GET, POST"));
+    let (status, _, body) = read(put).await;
+    assert_eq!(status, 405);
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+}
+
+#[tokio::test]
+async fn posts_need_a_json_or_multipart_content_type() {
+    let app = spawn_app().await;
+    let body = json!({ "query": REGISTER, "variables": register_input(json!({})) }).to_string();
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = app.client.post(app.url("/graphql")).body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let (status, got, body) = read(request.send().await.unwrap()).await;
+        assert_eq!((status, got.as_str()), (415, JSON_TYPE), "{content_type:?}");
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert!(error_message(&body).contains("Content-Type"), "{body}");
+    }
+    assert_eq!(app.count_rows("users").await, 0);
+
+    let charset = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = read(charset).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.count_rows("users").await, 1);
+}
+
+/// A batch whose every operation is `query` but the mutation, which registers `email`.
+fn batch_with_register(query: &str, operations: usize, email: &str) -> Value {
+    let mut batch = vec![json!({ "query": query }); operations - 1];
+    let register =
+        json!({ "query": REGISTER, "variables": register_input(json!({ "email": email })) });
+    batch.insert(operations / 2, register);
+    Value::Array(batch)
+}
+
+#[tokio::test]
+async fn a_batch_holds_at_most_max_batch_operations() {
+    let app = spawn_app().await;
+    assert_eq!(app.config.max_batch, 10, "the default");
+    let over = batch_with_register("{ __typename }", 11, "over@example.com");
+    let (status, _, body) = post_accepting(&app, None, &over).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(error_message(&body).contains("at most 10"), "{body}");
+    assert_eq!(app.count_rows("users").await, 0, "nothing of it ran");
+
+    let full = batch_with_register("{ __typename }", 10, "full@example.com");
+    let (status, _, body) = post_accepting(&app, None, &full).await;
+    assert_eq!(status, 200, "{body}");
+    let responses = body.as_array().unwrap();
+    assert_eq!(responses.len(), 10);
+    assert!(
+        responses.iter().all(|r| r.get("errors").is_none()),
+        "{body}"
+    );
+    assert_eq!(app.count_rows("users").await, 1);
+
+    let app = spawn_app_with(|c| c.max_batch = 2).await;
+    let over = batch_with_register("{ __typename }", 3, "over@example.com");
+    let (status, _, body) = post_accepting(&app, None, &over).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body).contains("at most 2"), "{body}");
+    assert_eq!(app.count_rows("users").await, 0);
+}
+
+/// Each of these queries fits the complexity limit alone; three of them in one batch do not,
+/// and then nothing of the batch runs.
+#[tokio::test]
+async fn a_batch_shares_one_complexity_budget() {
+    let app = spawn_app().await;
+    let limit = app.config.query_complexity_limit;
+    // `me { id }` costs 2.
+    let wide = format!(
+        "{{ {} }}",
+        (0..limit / 4)
+            .map(|i| format!("a{i}: me {{ id }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let alone = app.graphql(&wide, json!({}), None).await;
+    assert_eq!(
+        error_code(&alone),
+        Some("UNAUTHENTICATED"),
+        "it ran: {}",
+        alone["errors"][0]
+    );
+
+    let three = batch_with_register(&wide, 4, "three@example.com");
+    let (status, _, body) = post_accepting(&app, None, &three).await;
+    assert_eq!(status, 400, "the batch was not refused");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(error_message(&body).contains("too complex"), "{body}");
+    assert_eq!(app.count_rows("users").await, 0, "nothing of it ran");
+
+    let one = batch_with_register(&wide, 2, "one@example.com");
+    let (status, _, body) = post_accepting(&app, None, &one).await;
+    assert_eq!(status, 200, "{:?}", body.get("errors"));
+    assert_eq!(body.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        app.count_rows("users").await,
+        1,
+        "the batch within budget ran"
+    );
 }

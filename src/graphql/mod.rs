@@ -85,7 +85,9 @@ pub fn sdl() -> String {
     builder(&Config::default()).finish().sdl()
 }
 
-fn builder(config: &Config) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+pub(crate) fn builder(
+    config: &Config,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     let builder = Schema::build(
         Query::default(),
         Mutation::default(),

@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL, GraphiQL, the /demo page and the probes operators need.
 
+mod batch;
 mod client_ip;
 mod demo;
 mod files;
@@ -31,6 +32,7 @@ pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
     pub documents: Arc<Documents>,
+    pub budget: Arc<batch::Budget>,
 }
 
 impl FromRef<HttpState> for AppState {
@@ -64,13 +66,13 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         );
         router = router.route("/metrics", get(metrics::metrics));
     }
-    let graphql_routes = if app.config.graphiql {
-        get(graphql::graphiql).post(graphql::execute)
-    } else {
-        post(graphql::execute)
-    };
     let router = router
-        .route("/graphql", graphql_routes)
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .fallback(graphql::method_not_allowed),
+        )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -83,6 +85,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
                 app.config.introspection,
                 app.metrics.clone(),
             )),
+            budget: Arc::new(batch::Budget::new(&app.config)),
             app,
             schema,
         })
