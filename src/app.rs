@@ -16,7 +16,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
-use crate::limits::Limits;
+use crate::limits::{Backoff, ConnectionCap, Limiter, Limits};
 use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
@@ -117,7 +117,7 @@ impl Application {
             db,
             passwords,
             tokens,
-            limits: Arc::new(Limits::new(&config, &clock)),
+            limits: Arc::new(limits(&config, &clock)),
             config: Arc::new(config),
             clock,
             realtime,
@@ -269,5 +269,26 @@ pub fn shutdown_signals() -> std::io::Result<BoxFuture<'static, ()>> {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down: finishing in-flight requests");
         }))
+    }
+}
+
+/// The abuse limits the settings ask for (the settings name the limits' types, so the limits
+/// do not read the settings).
+fn limits(config: &Config, clock: &Clock) -> Limits {
+    Limits {
+        login_per_ip: Limiter::new(config.limit_login_per_ip, clock.clone()),
+        login_per_account: Limiter::new(config.limit_login_per_account, clock.clone()),
+        login_failures: Backoff::new(
+            config.login_free_failures,
+            Duration::from_secs(config.login_backoff_max_secs),
+            clock.clone(),
+        ),
+        register_per_ip: Limiter::new(config.limit_register_per_ip, clock.clone()),
+        refresh_per_ip: Limiter::new(config.limit_refresh_per_ip, clock.clone()),
+        refresh_per_account: Limiter::new(config.limit_refresh_per_account, clock.clone()),
+        ws_connects_per_ip: Limiter::new(config.limit_ws_connects_per_ip, clock.clone()),
+        ws_connections_per_ip: ConnectionCap::new(config.ws_max_connections_per_ip),
+        signals_per_user: Limiter::new(config.limit_signals_per_user, clock.clone()),
+        chat_per_user: Limiter::new(config.limit_chat_per_user, clock.clone()),
     }
 }

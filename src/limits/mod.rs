@@ -17,9 +17,6 @@ pub use bucket::{Limiter, Rate};
 pub use client_ip::{ClientIp, TrustedProxies};
 pub use connections::{ConnectionCap, ConnectionPermit};
 
-use crate::clock::Clock;
-use crate::config::Config;
-
 pub struct Limits {
     pub login_per_ip: Limiter<IpAddr>,
     /// By normalised email, whether or not an account has it.
@@ -34,27 +31,6 @@ pub struct Limits {
     /// Per user rather than per connection: opening more sockets does not buy more.
     pub signals_per_user: Limiter<Uuid>,
     pub chat_per_user: Limiter<Uuid>,
-}
-
-impl Limits {
-    pub fn new(config: &Config, clock: &Clock) -> Self {
-        Self {
-            login_per_ip: Limiter::new(config.limit_login_per_ip, clock.clone()),
-            login_per_account: Limiter::new(config.limit_login_per_account, clock.clone()),
-            login_failures: Backoff::new(
-                config.login_free_failures,
-                Duration::from_secs(config.login_backoff_max_secs),
-                clock.clone(),
-            ),
-            register_per_ip: Limiter::new(config.limit_register_per_ip, clock.clone()),
-            refresh_per_ip: Limiter::new(config.limit_refresh_per_ip, clock.clone()),
-            refresh_per_account: Limiter::new(config.limit_refresh_per_account, clock.clone()),
-            ws_connects_per_ip: Limiter::new(config.limit_ws_connects_per_ip, clock.clone()),
-            ws_connections_per_ip: ConnectionCap::new(config.ws_max_connections_per_ip),
-            signals_per_user: Limiter::new(config.limit_signals_per_user, clock.clone()),
-            chat_per_user: Limiter::new(config.limit_chat_per_user, clock.clone()),
-        }
-    }
 }
 
 /// A wait as the whole seconds clients are told to wait: rounded up, at least 1.
