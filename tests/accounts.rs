@@ -211,7 +211,8 @@ async fn concurrent_refreshes_of_one_token_have_one_winner() {
         results
             .iter()
             .filter(|b| b.get("errors").is_some())
-            .all(|b| error_code(b) == Some("UNAUTHENTICATED"))
+            .all(|b| error_code(b) == Some("UNAUTHENTICATED")),
+        "{results:?}"
     );
 }
 

@@ -137,11 +137,16 @@ pub async fn refresh_token_owner(db: &Db, token_hash: &str) -> sqlx::Result<Opti
     with_db!(db, pool => sqlx::query_scalar(SQL).bind(token_hash).fetch_optional(pool).await)
 }
 
-/// Uses up the refresh token with hash `presented` and stores `next` in its family, atomically.
-/// A token that was already used is a replay: every access and refresh token of its user is
-/// revoked.
+/// Uses up the refresh token with hash `presented` (issued to `owner`) and stores `next` in its
+/// family, atomically. A token that was already used is a replay: every access and refresh
+/// token of its user is revoked.
+///
+/// The owner's row is locked first, as logout and blocking lock it before the tokens: a
+/// replay that locked a token (PostgreSQL keeps the row lock of an UPDATE whose recheck failed)
+/// and then waited for the user would otherwise deadlock with another one.
 pub async fn rotate_refresh_token(
     db: &Db,
+    owner: Uuid,
     presented: &str,
     next_hash: &str,
     now: DateTime<Utc>,
@@ -152,7 +157,9 @@ pub async fn rotate_refresh_token(
         RETURNING user_id, family_id";
     const USED_BY: &str =
         "SELECT user_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL";
+    const LOCK_OWNER: &str = "UPDATE users SET updated_at = updated_at WHERE id = $1";
     let rotation = transaction!(db, tx => {
+        sqlx::query(LOCK_OWNER).bind(owner).execute(&mut *tx).await?;
         let consumed = sqlx::query_as::<_, Consumed>(CONSUME)
             .bind(presented)
             .bind(now)

@@ -163,6 +163,7 @@ pub async fn refresh(state: &AppState, client: ClientIp, token: &str) -> AppResu
     let now = db::now();
     let rotation = repo::rotate_refresh_token(
         &state.db,
+        owner,
         &presented,
         &next.hash,
         now,
