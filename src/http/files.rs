@@ -1,16 +1,15 @@
 //! `GET /files/licences/{doctorId}`: a doctor's licence PDF, for admins and that doctor.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::HttpState;
 use super::graphql::bearer_token;
 use crate::auth::AuthUser;
 use crate::doctors;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::{AppError, AppResult};
 use crate::users;
 
 pub async fn licence(
@@ -38,7 +37,7 @@ pub async fn licence(
             file.content,
         )
             .into_response(),
-        Err(error) => error_response(&error),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -47,20 +46,4 @@ async fn authenticate(state: &HttpState, headers: &HeaderMap) -> AppResult<AuthU
         .ok_or_else(|| AppError::unauthenticated("send `Authorization: Bearer <access token>`"))?;
     let claims = state.app.tokens.decode_access(&token)?;
     users::service::authenticate(&state.app, &claims).await
-}
-
-/// An error as an HTTP status with the same JSON shape GraphQL errors have.
-fn error_response(error: &AppError) -> Response {
-    let status = match error.code() {
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::BadUserInput => StatusCode::BAD_REQUEST,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let body = json!({ "errors": [{ "message": error.message(), "extensions": { "code": error.code().as_str() } }] });
-    (status, axum::Json(body)).into_response()
 }
