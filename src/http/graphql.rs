@@ -20,6 +20,7 @@ use futures_util::io::Cursor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::extract::bearer_token;
 use super::{HttpState, REQUEST_ID, error};
 use crate::error::AppError;
 use crate::graphql::context::Session;
@@ -409,17 +410,4 @@ fn bad_request(message: &str) -> Response {
 
 fn transport_error(status: StatusCode, message: &str) -> Response {
     error::with_status(status, &AppError::bad_request(message))
-}
-
-
-/// The token of `Authorization: Bearer <token>`. Any other `Authorization` value is passed on
-/// as it is, so that it fails as an invalid token instead of passing for "not signed in".
-pub(super) fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    let value = String::from_utf8_lossy(value.as_bytes());
-    let value = value.trim();
-    Some(match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim().to_owned(),
-        _ => value.to_owned(),
-    })
 }

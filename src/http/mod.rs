@@ -4,6 +4,7 @@ mod batch;
 mod client_ip;
 mod demo;
 mod error;
+mod extract;
 mod files;
 mod graphql;
 mod health;

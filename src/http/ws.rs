@@ -266,7 +266,7 @@ async fn connection(
         realtime.bus.hold(Topic::DoctorStatus),
     )
     .await;
-    let checked = Box::pin(users::service::authenticate(&state.app, &claims)).await;
+    let checked = Box::pin(users::service::check(&state.app, &claims)).await;
     let ended = if let Ok(user) = checked {
         log_as(&user);
         Box::pin(acknowledged(
@@ -348,7 +348,7 @@ async fn handshake(
                 }
                 Incoming::Message(ClientMessage::ConnectionInit { payload }) => {
                     let claims = init_token(payload.as_ref())
-                        .and_then(|token| state.app.tokens.decode_access(&token).ok());
+                        .and_then(|token| users::service::decode(&state.app, &token).ok());
                     return match claims {
                         Some(claims) => Ok(claims),
                         None => Err(close_with(socket, close::FORBIDDEN, "Forbidden").await),
