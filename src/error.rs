@@ -78,6 +78,11 @@ impl AppError {
         Self::new(ErrorCode::BadUserInput, message).with_field(field)
     }
 
+    /// BAD_USER_INPUT about a request as a whole (its encoding, its headers), not one field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadUserInput, message)
+    }
+
     pub fn conflict(field: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, message).with_field(field)
     }
@@ -117,6 +122,12 @@ impl AppError {
         }
     }
 
+    /// INTERNAL for a failure already logged with its cause where it happened; `message` says
+    /// what the client can expect.
+    pub fn logged_internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+
     pub fn with_field(mut self, field: &'static str) -> Self {
         self.field = Some(field);
         self
@@ -132,6 +143,11 @@ impl AppError {
 
     pub fn field(&self) -> Option<&'static str> {
         self.field
+    }
+
+    /// Whole seconds to wait before trying again (RATE_LIMITED only).
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync)> {

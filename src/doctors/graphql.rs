@@ -58,7 +58,12 @@ impl DoctorsQuery {
 
     /// An approved doctor; the owner and admins also see unapproved profiles.
     async fn doctor(&self, ctx: &Context<'_>, id: ID) -> AppResult<Doctor> {
-        service::get(state(ctx), optional_viewer(ctx).await, parse_id(&id, "id")?).await
+        service::get(
+            state(ctx),
+            optional_viewer(ctx).await?,
+            parse_id(&id, "id")?,
+        )
+        .await
     }
 
     /// The specializations of approved doctors, with how many doctors practise each.
@@ -104,7 +109,7 @@ async fn prefetch_edges(ctx: &Context<'_>, page: &Page<Doctor>) -> AppResult<()>
 
 /// Loads the licences the viewer may see of a page of doctors in one batch.
 async fn prefetch_licences(ctx: &Context<'_>, page: &Page<Doctor>) -> AppResult<()> {
-    let viewer = optional_viewer(ctx).await;
+    let viewer = optional_viewer(ctx).await?;
     let private = page
         .edges
         .iter()
@@ -216,23 +221,25 @@ impl Doctor {
     }
 
     /// Why the profile was rejected; for admins and the doctor only.
-    async fn rejection_reason(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.private(ctx)
-            .await
+    async fn rejection_reason(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
+        Ok(self
+            .private(ctx)
+            .await?
             .then_some(self.rejection_reason.as_deref())
-            .flatten()
+            .flatten())
     }
 
     /// For admins and the doctor only.
-    async fn licence_number(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.private(ctx)
-            .await
-            .then_some(self.licence_number.as_str())
+    async fn licence_number(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
+        Ok(self
+            .private(ctx)
+            .await?
+            .then_some(self.licence_number.as_str()))
     }
 
     /// The licence on file; for admins and the doctor only.
     async fn licence(&self, ctx: &Context<'_>) -> AppResult<Option<LicenceInfo>> {
-        if !self.private(ctx).await {
+        if !self.private(ctx).await? {
             return Ok(None);
         }
         loader::<LicenceLoader>(ctx).load_one(self.id).await
@@ -254,8 +261,8 @@ impl Doctor {
     }
 
     /// When the profile was last submitted; for admins and the doctor only.
-    async fn submitted_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
-        self.private(ctx).await.then_some(self.submitted_at)
+    async fn submitted_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        Ok(self.private(ctx).await?.then_some(self.submitted_at))
     }
 
     async fn approved_at(&self) -> Option<DateTime<Utc>> {
@@ -292,8 +299,8 @@ impl Doctor {
 }
 
 impl Doctor {
-    async fn private(&self, ctx: &Context<'_>) -> bool {
-        service::sees_private(optional_viewer(ctx).await, self)
+    async fn private(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        Ok(service::sees_private(optional_viewer(ctx).await?, self))
     }
 }
 

@@ -47,39 +47,40 @@ pub fn client_ip(ctx: &Context<'_>) -> ClientIp {
 
 /// The signed-in user, or UNAUTHENTICATED / FORBIDDEN saying why not.
 pub async fn viewer(ctx: &Context<'_>) -> AppResult<AuthUser> {
+    checked(ctx).await?.ok_or_else(not_signed_in)
+}
+
+/// The signed-in user, or `None` for a request without a token; for deciding what to show. A
+/// token that does not hold (invalid, expired, revoked) fails as in [`viewer`] rather than
+/// passing for anonymous: the client would otherwise see less than it asked for and not know why.
+pub async fn optional_viewer(ctx: &Context<'_>) -> AppResult<Option<AuthUser>> {
+    checked(ctx).await
+}
+
+/// The session's user, checked once; `None` without a session or a token.
+async fn checked(ctx: &Context<'_>) -> AppResult<Option<AuthUser>> {
     let Some(session) = ctx.data_opt::<Arc<Session>>() else {
-        return Err(not_signed_in());
+        return Ok(None);
     };
     let mut slot = session.viewer.lock().await;
     if let Some(known) = slot.as_ref() {
-        return known.clone();
+        return known.clone().map(Some);
     }
-    let checked = match session.bearer.as_deref() {
-        None => Err(not_signed_in()),
-        Some(token) => {
-            let state = state(ctx);
-            match state.tokens.decode_access(token) {
-                Ok(claims) => users::service::authenticate(state, &claims).await,
-                Err(e) => Err(e),
-            }
-        }
+    let Some(token) = session.bearer.as_deref() else {
+        return Ok(None);
     };
+    let checked = users::service::authenticate(state(ctx), token).await;
     if let Ok(user) = &checked {
         log_as(user);
     }
     *slot = Some(checked.clone());
-    checked
+    checked.map(Some)
 }
 
 /// Puts `user` on the current request's (or connection's) span: the log lines it causes from
 /// now on say who it was.
 pub fn log_as(user: &AuthUser) {
     tracing::Span::current().record("user", tracing::field::display(user.id));
-}
-
-/// The signed-in user if there is a valid one; for deciding what to show, never for refusing.
-pub async fn optional_viewer(ctx: &Context<'_>) -> Option<AuthUser> {
-    viewer(ctx).await.ok()
 }
 
 /// Makes `user` the viewer for the rest of this request, after it signed in with it.

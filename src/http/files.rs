@@ -1,66 +1,34 @@
 //! `GET /files/licences/{doctorId}`: a doctor's licence PDF, for admins and that doctor.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::HttpState;
-use super::graphql::bearer_token;
 use crate::auth::AuthUser;
 use crate::doctors;
-use crate::error::{AppError, AppResult, ErrorCode};
-use crate::users;
+use crate::error::{AppError, AppResult};
 
 pub async fn licence(
     State(state): State<HttpState>,
+    viewer: AuthUser,
     Path(doctor_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let file = async {
-        let viewer = authenticate(&state, &headers).await?;
-        let doctor_id = Uuid::parse_str(&doctor_id)
-            .map_err(|_| AppError::not_found("no doctor has this id"))?;
-        doctors::service::licence_file(&state.app, viewer, doctor_id).await
-    };
-    match file.await {
-        Ok(file) => (
-            [
-                (header::CONTENT_TYPE, file.content_type),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("inline; filename=\"licence-{doctor_id}.pdf\""),
-                ),
-                (header::CACHE_CONTROL, "private, no-store".to_owned()),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-            ],
-            file.content,
-        )
-            .into_response(),
-        Err(error) => error_response(&error),
-    }
-}
-
-async fn authenticate(state: &HttpState, headers: &HeaderMap) -> AppResult<AuthUser> {
-    let token = bearer_token(headers)
-        .ok_or_else(|| AppError::unauthenticated("send `Authorization: Bearer <access token>`"))?;
-    let claims = state.app.tokens.decode_access(&token)?;
-    users::service::authenticate(&state.app, &claims).await
-}
-
-/// An error as an HTTP status with the same JSON shape GraphQL errors have.
-fn error_response(error: &AppError) -> Response {
-    let status = match error.code() {
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::BadUserInput => StatusCode::BAD_REQUEST,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let body = json!({ "errors": [{ "message": error.message(), "extensions": { "code": error.code().as_str() } }] });
-    (status, axum::Json(body)).into_response()
+) -> AppResult<Response> {
+    let id =
+        Uuid::parse_str(&doctor_id).map_err(|_| AppError::not_found("no doctor has this id"))?;
+    let file = doctors::service::licence_file(&state.app, viewer, id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, file.content_type),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"licence-{doctor_id}.pdf\""),
+            ),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        file.content,
+    )
+        .into_response())
 }

@@ -20,8 +20,9 @@ use futures_util::io::Cursor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{HttpState, REQUEST_ID};
-use crate::error::ErrorCode;
+use super::extract::bearer_token;
+use super::{HttpState, REQUEST_ID, error};
+use crate::error::AppError;
 use crate::graphql::context::Session;
 use crate::graphql::documents::{Prepared, is_request_error};
 use crate::graphql::{complete_errors, execution, with_request_data};
@@ -33,7 +34,7 @@ const FAVICON: &str = "<link rel=\"icon\" href=\"https://graphql.org/favicon.ico
 /// Where `MEDILINK_GRAPHIQL_ASSETS` is served (see the router).
 pub const LOCAL_ASSETS: &str = "/graphql/assets";
 
-const JSON: &str = "application/json; charset=utf-8";
+pub(super) const JSON: &str = "application/json; charset=utf-8";
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json; charset=utf-8";
 
 fn graphiql(state: &HttpState) -> Html<String> {
@@ -408,20 +409,5 @@ fn bad_request(message: &str) -> Response {
 }
 
 fn transport_error(status: StatusCode, message: &str) -> Response {
-    let body = json!({
-        "errors": [{ "message": message, "extensions": { "code": ErrorCode::BadUserInput.as_str() } }]
-    });
-    respond(status, JSON, &body)
-}
-
-/// The token of `Authorization: Bearer <token>`. Any other `Authorization` value is passed on
-/// as it is, so that it fails as an invalid token instead of passing for "not signed in".
-pub(super) fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    let value = String::from_utf8_lossy(value.as_bytes());
-    let value = value.trim();
-    Some(match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim().to_owned(),
-        _ => value.to_owned(),
-    })
+    error::with_status(status, &AppError::bad_request(message))
 }

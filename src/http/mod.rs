@@ -3,6 +3,8 @@
 mod batch;
 mod client_ip;
 mod demo;
+mod error;
+mod extract;
 mod files;
 mod graphql;
 mod health;
@@ -89,6 +91,7 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             app,
             schema,
         })
+        .layer(axum::middleware::from_fn(error::with_request_id))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID));
     let router = match cors {
         Some(cors) => router.layer(cors),

@@ -7,29 +7,26 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::HttpState;
+use crate::error::AppError;
 use crate::payments::service::{self, Rejection};
 
 pub async fn stripe(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    match service::webhook(&state.app, &body, signature).await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({ "received": true }))).into_response(),
-        Err(Rejection::PaymentsOff) => refuse(
-            StatusCode::NOT_FOUND,
-            "payments are not enabled on this server",
-        ),
+    let error = match service::webhook(&state.app, &body, signature).await {
+        Ok(()) => return (StatusCode::OK, axum::Json(json!({ "received": true }))).into_response(),
+        Err(Rejection::PaymentsOff) => {
+            AppError::not_found("payments are not enabled on this server")
+        }
         Err(Rejection::Refused(why)) => {
             tracing::warn!(reason = %why, "Stripe webhook refused");
-            refuse(StatusCode::BAD_REQUEST, &why)
+            AppError::bad_request(why)
         }
-        Err(Rejection::Failed) => refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the event could not be applied; it will be delivered again",
-        ),
-    }
-}
-
-fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+        // A 5xx makes Stripe deliver the event again; the cause is logged by the service.
+        Err(Rejection::Failed) => {
+            AppError::logged_internal("the event could not be applied; it will be delivered again")
+        }
+    };
+    error.into_response()
 }

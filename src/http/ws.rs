@@ -10,7 +10,7 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{ErrorExtensionValues, Request, Response, ServerError};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{SinkExt, StreamExt};
@@ -22,12 +22,12 @@ use super::{HttpState, REQUEST_ID};
 use crate::auth::AuthUser;
 use crate::auth::tokens::Claims;
 use crate::calls;
-use crate::error::ErrorCode;
+use crate::error::{AppError, ErrorCode};
 use crate::graphql::context::{Session, log_as};
 use crate::graphql::documents::{Prepared, is_request_error};
 use crate::graphql::dormant::Given;
 use crate::graphql::{complete_errors, execution, with_request_data};
-use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
+use crate::limits::{ClientIp, ConnectionPermit};
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{
@@ -97,17 +97,11 @@ pub async fn upgrade(
 }
 
 fn too_many_connections(wait: Duration) -> HttpResponse {
-    let seconds = retry_after_secs(wait);
-    let body = serde_json::json!({ "errors": [{
-        "message": "too many connections from your address; try again later",
-        "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfter": seconds },
-    }] });
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, seconds.to_string())],
-        axum::Json(body),
+    AppError::rate_limited(
+        "too many connections from your address; try again later",
+        wait,
     )
-        .into_response()
+    .into_response()
 }
 
 /// How a socket ended, for its last log line.
@@ -272,7 +266,7 @@ async fn connection(
         realtime.bus.hold(Topic::DoctorStatus),
     )
     .await;
-    let checked = Box::pin(users::service::authenticate(&state.app, &claims)).await;
+    let checked = Box::pin(users::service::check(&state.app, &claims)).await;
     let ended = if let Ok(user) = checked {
         log_as(&user);
         Box::pin(acknowledged(
@@ -354,7 +348,7 @@ async fn handshake(
                 }
                 Incoming::Message(ClientMessage::ConnectionInit { payload }) => {
                     let claims = init_token(payload.as_ref())
-                        .and_then(|token| state.app.tokens.decode_access(&token).ok());
+                        .and_then(|token| users::service::decode(&state.app, &token).ok());
                     return match claims {
                         Some(claims) => Ok(claims),
                         None => Err(close_with(socket, close::FORBIDDEN, "Forbidden").await),

@@ -124,20 +124,20 @@ impl User {
     }
 
     /// Null unless you are this user or an admin.
-    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        sees_private(optional_viewer(ctx).await, self).then_some(self.email.as_str())
+    async fn email(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
+        Ok(sees_private(optional_viewer(ctx).await?, self).then_some(self.email.as_str()))
     }
 
     /// Null unless you are this user or an admin (or there is none).
-    async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
-        sees_private(optional_viewer(ctx).await, self)
+    async fn phone(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
+        Ok(sees_private(optional_viewer(ctx).await?, self)
             .then_some(self.phone.as_deref())
-            .flatten()
+            .flatten())
     }
 
     /// Null unless you are this user or an admin.
-    async fn blocked(&self, ctx: &Context<'_>) -> Option<bool> {
-        sees_private(optional_viewer(ctx).await, self).then_some(self.blocked)
+    async fn blocked(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        Ok(sees_private(optional_viewer(ctx).await?, self).then_some(self.blocked))
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -197,8 +197,23 @@ pub async fn logout(state: &AppState, viewer: AuthUser) -> AppResult<bool> {
     Ok(true)
 }
 
-/// Checks a decoded access token against the account as it is now.
-pub async fn authenticate(state: &AppState, claims: &Claims) -> AppResult<AuthUser> {
+/// The one way in: the user an access token stands for, checked against the account as it is
+/// now. UNAUTHENTICATED (or FORBIDDEN for a blocked account) when it does not hold.
+pub async fn authenticate(state: &AppState, bearer: &str) -> AppResult<AuthUser> {
+    let claims = decode(state, bearer)?;
+    check(state, &claims).await
+}
+
+/// The first step of [`authenticate`]: the claims of a signed, unexpired access token, not yet
+/// checked against the account. The socket's handshake takes the two steps apart so that it can
+/// register for forced closes in between.
+pub fn decode(state: &AppState, bearer: &str) -> AppResult<Claims> {
+    state.tokens.decode_access(bearer)
+}
+
+/// The second step of [`authenticate`]: decoded claims checked against the account as it is now
+/// (it exists, is not blocked, and the session has not ended).
+pub async fn check(state: &AppState, claims: &Claims) -> AppResult<AuthUser> {
     let user = repo::find(&state.db, claims.sub)
         .await?
         .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))?;
