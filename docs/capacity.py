@@ -24,13 +24,13 @@ def parse():
     add("--search-share", type=float, default=0.3, help="share of those requests that are doctor searches")
     add("--reconnect-minutes", type=float, default=30, help="mean time between reconnects of one socket")
     add("--subscriptions", type=float, default=3, help="subscriptions a front end keeps on its socket")
-    # Measured on one 2-vCPU instance (README, benchmarks).
-    add("--kib-per-socket", type=float, default=14.5, help="resident KiB per idle socket with one subscription (relay bench)")
+    # Measured on one 2-vCPU instance (docs/performance.md, host B).
+    add("--kib-per-socket", type=float, default=15.0, help="resident KiB per idle socket with one subscription (relay bench)")
     add("--kib-per-subscription", type=float, default=4.0, help="resident KiB per further subscription (estimate: about 1 for callEvents or notifications, 7 for one the executor runs)")
-    add("--us-per-signal", type=float, default=112.1, help="server CPU per relayed signal, two instances over Redis (relay bench)")
-    add("--redis-us-per-signal", type=float, default=25.2, help="Redis CPU per relayed signal (relay bench)")
+    add("--us-per-signal", type=float, default=47.4, help="server CPU per relayed signal, two instances over Redis (relay bench)")
+    add("--redis-us-per-signal", type=float, default=12.9, help="Redis CPU per relayed signal (relay bench)")
     add("--us-per-query", type=float, default=500, help="server CPU per ordinary GraphQL request (estimate from the benches)")
-    add("--us-per-search", type=float, default=1070, help="server CPU per doctors search, 10,000 doctors (doctors bench)")
+    add("--us-per-search", type=float, default=1040, help="server CPU per doctors search, 10,000 doctors, PostgreSQL (doctors bench p50)")
     add("--us-per-call-change", type=float, default=1500, help="server CPU per startCall/answerCall/endCall incl. DB and Redis (estimate)")
     add("--us-per-connect", type=float, default=400, help="server CPU per socket connect + disconnect (estimate)")
     # Instance shape and headroom.
