@@ -2,11 +2,10 @@
 //!
 //! By default SQLite counts every allocation and free under one global mutex. sqlx copies every
 //! column of every row on its SQLite worker threads and the rows are freed on tokio's, so the
-//! threads queued on that mutex and woke each other through futexes. Without the statistics a
-//! page of 20 doctors took 0.86-0.91 ms instead of 1.0. Handing SQLite mimalloc as well was
-//! faster still for that page (0.66-0.70 ms) but not for the filtered search, and it kept
-//! 1.4 KiB more resident per idle WebSocket (each one's sign-in reads its user), past the
-//! relay's 16 KiB target.
+//! threads queued on that mutex and woke each other through futexes; without the statistics a
+//! page of doctors is faster. Handing SQLite mimalloc as well was faster still for that page but
+//! not for the filtered search, and it kept more resident per idle WebSocket (each one's sign-in
+//! reads its user). The figures are in docs/performance.md.
 
 use std::ffi::c_int;
 use std::sync::OnceLock;

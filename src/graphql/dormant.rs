@@ -1,8 +1,8 @@
 //! Subscriptions a socket keeps dormant between events: `callEvents` and `notifications`.
 //!
-//! A socket mostly waits, and a running async-graphql subscription held about 6.8 KiB per socket
-//! while it did (its query environment, the request's data, the resolver's and the selection's
-//! streams; measured with massif), for events that come a few times per call. So the socket
+//! A socket mostly waits, and a running async-graphql subscription holds its query environment,
+//! the request's data, the resolver's and the selection's streams all the while (see
+//! docs/performance.md), for events that come a few times per call. So the socket
 //! checks such an operation by executing it with no event, then listens to the bus itself and
 //! executes the operation again for each event it wakes up to, with that event [`Given`] to the
 //! resolver in place of the resolver's own bus subscription. Selections, results and errors are

@@ -1,8 +1,8 @@
 //! A topic's local subscribers, each with a bounded queue of its own.
 //!
 //! tokio's broadcast channel allocates its ring of slots up front: with a topic per connected
-//! user, that was 2.6 KiB for every user even while nothing happened (measured with massif). A
-//! futures-channel queue holds only the events actually waiting.
+//! user, every user would pay for it even while nothing happened. A futures-channel queue holds
+//! only the events actually waiting.
 
 use futures_channel::mpsc;
 

@@ -46,8 +46,8 @@ pub enum ClientMessage {
 }
 
 /// A message before its payload is read. serde's internally tagged enums buffer the whole
-/// message in a tree of their own before they look at the tag: reading a signal's message took
-/// 9.5 % of its relay's CPU that way, 7 % this way. Keys may come in any order.
+/// message in a tree of their own before they look at the tag, which every relayed signal would
+/// pay. Keys may come in any order.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type")]
