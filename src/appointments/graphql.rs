@@ -202,8 +202,6 @@ impl Appointment {
 
     async fn cancelled_by(&self) -> Option<Role> {
         self.cancelled_by
-            .clone()
-            .and_then(|role| Role::try_from(role).ok())
     }
 
     async fn cancellation_reason(&self) -> Option<&str> {

@@ -9,6 +9,7 @@ pub use role::Role;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::graphql::EnumName;
 
 /// The signed-in user of a request, checked against the database (not blocked, tokens current).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

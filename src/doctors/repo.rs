@@ -61,7 +61,6 @@ struct ListedRow {
     user_email: String,
     user_name: String,
     user_phone: Option<String>,
-    #[sqlx(try_from = "String")]
     user_role: Role,
     user_blocked: bool,
     user_token_version: i64,

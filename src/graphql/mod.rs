@@ -80,6 +80,21 @@ pub fn parse_id(id: &ID, field: &'static str) -> AppResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| AppError::bad_input(field, "not a valid id"))
 }
 
+/// The name of an enum value as the API shows it, for logs, messages and cursors. For a stored
+/// enum it is also the text in the database: those derive `sqlx::Type` with the same
+/// SCREAMING_SNAKE_CASE names (checked by `stored_names_are_graphql_names`).
+pub trait EnumName: async_graphql::EnumType {
+    fn as_str(self) -> &'static str {
+        Self::items()
+            .iter()
+            .find(|item| item.value == self)
+            .map(|item| item.name)
+            .expect("every variant is an item of its GraphQL enum")
+    }
+}
+
+impl<T: async_graphql::EnumType> EnumName for T {}
+
 /// The schema in SDL, as `medilink print-schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
     builder(&Config::default()).finish().sdl()

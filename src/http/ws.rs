@@ -26,7 +26,7 @@ use crate::error::ErrorCode;
 use crate::graphql::context::{Session, log_as};
 use crate::graphql::documents::{Prepared, is_request_error};
 use crate::graphql::dormant::Given;
-use crate::graphql::{complete_errors, execution, with_request_data};
+use crate::graphql::{EnumName, complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit, retry_after_secs};
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::Connection;
