@@ -2,7 +2,6 @@ use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::UnknownValue;
 use crate::realtime::presence::DoctorStatus;
 
 /// A doctor's profile as stored. The licence file lives apart from it.
@@ -20,7 +19,6 @@ pub struct Doctor {
     pub languages: StringList,
     pub licence_number: String,
     pub bio: String,
-    #[sqlx(try_from = "String")]
     pub verification_status: VerificationStatus,
     pub rejection_reason: Option<String>,
     pub rating_average: f64,
@@ -37,7 +35,8 @@ pub struct Doctor {
     pub payouts_enabled: bool,
 }
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq)]
+#[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerificationStatus {
     /// Waiting for an admin; not searchable or bookable.
     Pending,
@@ -45,29 +44,6 @@ pub enum VerificationStatus {
     Approved,
     /// Refused with a reason; the doctor may resubmit.
     Rejected,
-}
-
-impl VerificationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Approved => "APPROVED",
-            Self::Rejected => "REJECTED",
-        }
-    }
-}
-
-impl TryFrom<String> for VerificationStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "PENDING" => Ok(Self::Pending),
-            "APPROVED" => Ok(Self::Approved),
-            "REJECTED" => Ok(Self::Rejected),
-            _ => Err(UnknownValue::new(value)),
-        }
-    }
 }
 
 /// A list of strings kept in one JSON text column.
@@ -205,17 +181,6 @@ pub enum DoctorSortBy {
     Experience,
     /// Most recently approved.
     Newest,
-}
-
-impl DoctorSortBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rating => "RATING",
-            Self::Fee => "FEE",
-            Self::Experience => "EXPERIENCE",
-            Self::Newest => "NEWEST",
-        }
-    }
 }
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]

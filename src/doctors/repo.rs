@@ -242,7 +242,7 @@ pub async fn transition(
     with_db!(db, pool => {
         let mut query = QueryBuilder::new("UPDATE doctors SET verification_status = ");
         query
-            .push_bind(to.as_str())
+            .push_bind(to)
             .push(", rejection_reason = ")
             .push_bind(reason.map(str::to_owned))
             .push(", reviewed_at = ")
@@ -254,7 +254,7 @@ pub async fn transition(
             .push(" WHERE id = ")
             .push_bind(id)
             .push(" AND verification_status IN ");
-        push_list(&mut query, from.iter().map(|s| s.as_str()));
+        push_list(&mut query, from.iter().copied());
         query.push(" ").push(RETURNING);
         query.build_query_as::<Doctor>().fetch_optional(pool).await
     })

@@ -14,6 +14,7 @@ use super::{repo, validate};
 use crate::auth::{AuthUser, Role};
 use crate::db::{self, is_unique_violation_on};
 use crate::error::{AppError, AppResult};
+use crate::graphql::EnumName;
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, malformed_cursor, time_id};
 use crate::realtime::presence::DoctorStatus;

@@ -2,10 +2,11 @@ use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::UnknownValue;
-
 /// Where the money of an appointment stands.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq)]
+// NOT_REQUIRED is never stored (the table's CHECK refuses it): it is what an appointment
+// without a payment row shows.
+#[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     /// Booked while payments were off, or free: nothing to pay.
     NotRequired,
@@ -19,40 +20,11 @@ pub enum PaymentStatus {
     Failed,
 }
 
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotRequired => "NOT_REQUIRED",
-            Self::Unpaid => "UNPAID",
-            Self::Paid => "PAID",
-            Self::RefundPending => "REFUND_PENDING",
-            Self::Refunded => "REFUNDED",
-            Self::Failed => "FAILED",
-        }
-    }
-}
-
-impl TryFrom<String> for PaymentStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Ok(match value.as_str() {
-            "UNPAID" => Self::Unpaid,
-            "PAID" => Self::Paid,
-            "REFUND_PENDING" => Self::RefundPending,
-            "REFUNDED" => Self::Refunded,
-            "FAILED" => Self::Failed,
-            _ => return Err(UnknownValue::new(value)),
-        })
-    }
-}
-
 /// A stored payment: one per appointment, created with its Checkout session.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: Uuid,
     pub appointment_id: Uuid,
-    #[sqlx(try_from = "String")]
     pub status: PaymentStatus,
     pub amount: i64,
     pub currency: String,

@@ -328,13 +328,11 @@ pub async fn count(db: &Db, filter: &PaymentFilter) -> sqlx::Result<i64> {
 
 fn push_filter<DB: Database>(query: &mut QueryBuilder<DB>, filter: &PaymentFilter)
 where
-    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> PaymentStatus: Encode<'t, DB> + Type<DB>,
     for<'t> DateTime<Utc>: Encode<'t, DB> + Type<DB>,
 {
     if let Some(status) = filter.status {
-        query
-            .push(" AND status = ")
-            .push_bind(status.as_str().to_owned());
+        query.push(" AND status = ").push_bind(status);
     }
     if let Some(from) = filter.from {
         query.push(" AND created_at >= ").push_bind(from);
