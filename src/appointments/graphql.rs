@@ -196,7 +196,7 @@ impl Appointment {
     async fn fee(&self) -> Money {
         Money {
             amount: self.fee_amount,
-            currency: self.fee_currency.clone(),
+            currency: self.fee_currency,
         }
     }
 

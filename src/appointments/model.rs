@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::auth::Role;
+use crate::doctors::currency::Currency;
 
 #[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq)]
 #[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -57,7 +58,7 @@ pub struct Appointment {
     pub status: AppointmentStatus,
     pub reason: String,
     pub fee_amount: i64,
-    pub fee_currency: String,
+    pub fee_currency: Currency,
     pub cancelled_by: Option<Role>,
     pub cancellation_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -100,7 +101,7 @@ pub struct NewAppointment {
     pub status: AppointmentStatus,
     pub reason: String,
     pub fee_amount: i64,
-    pub fee_currency: String,
+    pub fee_currency: Currency,
     pub payment_due_at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
 }

@@ -98,7 +98,7 @@ pub async fn book(
                 .bind(new.status)
                 .bind(&new.reason)
                 .bind(new.fee_amount)
-                .bind(&new.fee_currency)
+                .bind(new.fee_currency)
                 .bind(new.now)
                 .bind(confirmed_at)
                 .bind(new.payment_due_at)

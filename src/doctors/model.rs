@@ -2,6 +2,7 @@ use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::currency::Currency;
 use crate::realtime::presence::DoctorStatus;
 
 /// A doctor's profile as stored. The licence file lives apart from it.
@@ -14,7 +15,7 @@ pub struct Doctor {
     pub qualifications: StringList,
     pub experience_years: i64,
     pub fee_amount: i64,
-    pub fee_currency: String,
+    pub fee_currency: Currency,
     #[sqlx(try_from = "String")]
     pub languages: StringList,
     pub licence_number: String,
@@ -69,7 +70,7 @@ impl TryFrom<String> for StringList {
 pub struct Money {
     pub amount: i64,
     /// ISO 4217 code, e.g. USD.
-    pub currency: String,
+    pub currency: Currency,
 }
 
 #[derive(InputObject, Clone, Debug)]
@@ -211,7 +212,7 @@ pub struct SearchFilter {
     pub specialization_key: Option<String>,
     pub min_fee: Option<i64>,
     pub max_fee: Option<i64>,
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     pub min_experience: Option<i64>,
     pub min_rating: Option<f64>,
     /// A lower-cased language between newlines: a substring of the matching doctors'

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
+use super::currency::Currency;
 use super::model::{
     Doctor, DoctorSort, DoctorSortBy, LicenceFile, LicenceInfo, LicenceUpload, ProfileFields,
     SearchFilter, SortDirection, SortKey, Specialization, VerificationStatus,
@@ -144,7 +145,7 @@ pub async fn insert(
             .bind(fields.qualifications.to_json())
             .bind(fields.experience_years)
             .bind(fields.fee.amount)
-            .bind(&fields.fee.currency)
+            .bind(fields.fee.currency)
             .bind(fields.languages.to_json())
             .bind(fields.language_keys())
             .bind(licence_number)
@@ -183,7 +184,7 @@ pub async fn resubmit(
             .bind(fields.qualifications.to_json())
             .bind(fields.experience_years)
             .bind(fields.fee.amount)
-            .bind(&fields.fee.currency)
+            .bind(fields.fee.currency)
             .bind(fields.languages.to_json())
             .bind(fields.language_keys())
             .bind(licence_number)
@@ -219,7 +220,7 @@ pub async fn update_profile(
             .bind(fields.qualifications.to_json())
             .bind(fields.experience_years)
             .bind(fields.fee.amount)
-            .bind(&fields.fee.currency)
+            .bind(fields.fee.currency)
             .bind(fields.languages.to_json())
             .bind(fields.language_keys())
             .bind(&fields.bio)
@@ -326,6 +327,7 @@ fn push_filter<DB: Database>(
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
+    for<'t> Currency: Encode<'t, DB> + Type<DB>,
 {
     // PostgreSQL estimates ranges well and would misjudge `+column` instead.
     let steer = DB::NAME == "SQLite";
@@ -354,9 +356,7 @@ fn push_filter<DB: Database>(
             .push_bind(max);
     }
     if let Some(currency) = &filter.currency {
-        query
-            .push(" AND d.fee_currency = ")
-            .push_bind(currency.clone());
+        query.push(" AND d.fee_currency = ").push_bind(*currency);
     }
     if let Some(min) = filter.min_experience {
         query

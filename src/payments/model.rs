@@ -2,6 +2,8 @@ use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::doctors::currency::Currency;
+
 /// Where the money of an appointment stands.
 #[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq)]
 // NOT_REQUIRED is never stored (the table's CHECK refuses it): it is what an appointment
@@ -27,7 +29,7 @@ pub struct PaymentRow {
     pub appointment_id: Uuid,
     pub status: PaymentStatus,
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub platform_fee: i64,
     pub destination_account: String,
     pub checkout_session_id: Option<String>,
@@ -49,7 +51,7 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// In minor units of `currency` (cents for USD).
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     /// The platform's share of `amount`, in minor units; the rest goes to the doctor.
     pub platform_fee: i64,
     pub paid_at: Option<DateTime<Utc>>,
@@ -120,7 +122,7 @@ pub struct PaymentFilter {
 /// Money that moved in a period, in one currency.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct PaymentTotals {
-    pub currency: String,
+    pub currency: Currency,
     /// Everything patients paid in the period (by payment time).
     pub gross: i64,
     /// The platform's fees on the payments of the period that were not refunded.
@@ -135,7 +137,7 @@ pub struct NewPayment {
     pub id: Uuid,
     pub appointment_id: Uuid,
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub platform_fee: i64,
     pub destination_account: String,
     pub expires_at: DateTime<Utc>,
