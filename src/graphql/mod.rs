@@ -150,3 +150,55 @@ fn invalid_argument(message: &str) -> Option<&str> {
     let rest = message.split_once("for argument \"")?.1;
     rest.split_once('"').map(|(argument, _)| argument)
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::EnumType;
+    use sqlx::{Decode, Encode, Sqlite, SqlitePool, Type};
+
+    use crate::appointments::model::AppointmentStatus;
+    use crate::auth::Role;
+    use crate::calls::model::{CallEndReason, CallStatus};
+    use crate::doctors::model::VerificationStatus;
+    use crate::payments::model::PaymentStatus;
+
+    /// Every value is stored as its GraphQL name and read back from it; other text fails.
+    async fn stored_as_named<T>(pool: &SqlitePool)
+    where
+        T: EnumType + std::fmt::Debug + Type<Sqlite> + for<'q> Encode<'q, Sqlite>,
+        T: for<'r> Decode<'r, Sqlite> + Unpin,
+    {
+        for item in T::items() {
+            let stored: String = sqlx::query_scalar("SELECT $1")
+                .bind(item.value)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(stored, item.name);
+            let read: T = sqlx::query_scalar("SELECT $1")
+                .bind(item.name)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(read, item.value);
+        }
+        let unknown = sqlx::query_scalar::<_, T>("SELECT 'Pending'")
+            .fetch_one(pool)
+            .await;
+        assert!(
+            matches!(unknown, Err(sqlx::Error::ColumnDecode { .. })),
+            "{unknown:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn stored_names_are_graphql_names() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        stored_as_named::<Role>(&pool).await;
+        stored_as_named::<AppointmentStatus>(&pool).await;
+        stored_as_named::<VerificationStatus>(&pool).await;
+        stored_as_named::<CallStatus>(&pool).await;
+        stored_as_named::<CallEndReason>(&pool).await;
+        stored_as_named::<PaymentStatus>(&pool).await;
+    }
+}
