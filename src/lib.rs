@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod doctors;
+pub mod enum_name;
 pub mod error;
 pub mod graphql;
 pub mod http;

@@ -2,8 +2,15 @@
 
 mod common;
 
+use async_graphql::EnumType;
 use common::*;
+use medilink::appointments::model::AppointmentStatus;
+use medilink::auth::Role;
+use medilink::calls::model::{CallEndReason, CallStatus};
 use medilink::db::{Db, Pool};
+use medilink::doctors::model::VerificationStatus;
+use medilink::payments::model::PaymentStatus;
+use sqlx::{Decode, Encode, Sqlite, SqlitePool, Type};
 use uuid::Uuid;
 
 async fn insert_raw_user(db: &Db, email: &str) -> Result<(), sqlx::Error> {
@@ -67,4 +74,45 @@ async fn postgres_backs_the_suite_when_configured() {
         column_type, "timestamp with time zone",
         "native types on PostgreSQL"
     );
+}
+
+/// Every value is stored as its GraphQL name and read back from it; other text fails.
+async fn stored_as_named<T>(pool: &SqlitePool)
+where
+    T: EnumType + std::fmt::Debug + Type<Sqlite> + for<'q> Encode<'q, Sqlite>,
+    T: for<'r> Decode<'r, Sqlite> + Unpin,
+{
+    for item in T::items() {
+        let stored: String = sqlx::query_scalar("SELECT $1")
+            .bind(item.value)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, item.name);
+        let read: T = sqlx::query_scalar("SELECT $1")
+            .bind(item.name)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(read, item.value);
+    }
+    let unknown = sqlx::query_scalar::<_, T>("SELECT 'Pending'")
+        .fetch_one(pool)
+        .await;
+    assert!(
+        matches!(unknown, Err(sqlx::Error::ColumnDecode { .. })),
+        "{unknown:?}"
+    );
+}
+
+/// Stored enums are their GraphQL names in the database, and other text does not read back.
+#[tokio::test]
+async fn stored_enums_are_their_graphql_names() {
+    let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+    stored_as_named::<Role>(&pool).await;
+    stored_as_named::<AppointmentStatus>(&pool).await;
+    stored_as_named::<VerificationStatus>(&pool).await;
+    stored_as_named::<CallStatus>(&pool).await;
+    stored_as_named::<CallEndReason>(&pool).await;
+    stored_as_named::<PaymentStatus>(&pool).await;
 }

@@ -196,14 +196,12 @@ impl Appointment {
     async fn fee(&self) -> Money {
         Money {
             amount: self.fee_amount,
-            currency: self.fee_currency.clone(),
+            currency: self.fee_currency,
         }
     }
 
     async fn cancelled_by(&self) -> Option<Role> {
         self.cancelled_by
-            .clone()
-            .and_then(|role| Role::try_from(role).ok())
     }
 
     async fn cancellation_reason(&self) -> Option<&str> {

@@ -2,9 +2,11 @@ use async_graphql::{Enum, InputObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::UnknownValue;
+use crate::auth::Role;
+use crate::doctors::currency::Currency;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq)]
+#[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AppointmentStatus {
     /// Booked, waiting for payment; the slot is held.
     PendingPayment,
@@ -13,35 +15,6 @@ pub enum AppointmentStatus {
     Completed,
     Cancelled,
     NoShow,
-}
-
-impl AppointmentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PendingPayment => "PENDING_PAYMENT",
-            Self::Confirmed => "CONFIRMED",
-            Self::InProgress => "IN_PROGRESS",
-            Self::Completed => "COMPLETED",
-            Self::Cancelled => "CANCELLED",
-            Self::NoShow => "NO_SHOW",
-        }
-    }
-}
-
-impl TryFrom<String> for AppointmentStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Ok(match value.as_str() {
-            "PENDING_PAYMENT" => Self::PendingPayment,
-            "CONFIRMED" => Self::Confirmed,
-            "IN_PROGRESS" => Self::InProgress,
-            "COMPLETED" => Self::Completed,
-            "CANCELLED" => Self::Cancelled,
-            "NO_SHOW" => Self::NoShow,
-            _ => return Err(UnknownValue::new(value)),
-        })
-    }
 }
 
 /// What can be done to an appointment, and from which statuses.
@@ -82,12 +55,11 @@ pub struct Appointment {
     pub patient_id: Uuid,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    #[sqlx(try_from = "String")]
     pub status: AppointmentStatus,
     pub reason: String,
     pub fee_amount: i64,
-    pub fee_currency: String,
-    pub cancelled_by: Option<String>,
+    pub fee_currency: Currency,
+    pub cancelled_by: Option<Role>,
     pub cancellation_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -129,7 +101,7 @@ pub struct NewAppointment {
     pub status: AppointmentStatus,
     pub reason: String,
     pub fee_amount: i64,
-    pub fee_currency: String,
+    pub fee_currency: Currency,
     pub payment_due_at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
 }

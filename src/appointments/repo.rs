@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::model::{
     Appointment, AppointmentFilter, AppointmentStatus, Booking, NewAppointment, Party,
 };
+use crate::auth::Role;
 use crate::db::{Db, is_unique_violation, push_keyset, push_list};
 use crate::{transaction, with_db};
 
@@ -94,10 +95,10 @@ pub async fn book(
                 .bind(new.patient_id)
                 .bind(new.starts_at)
                 .bind(new.ends_at)
-                .bind(new.status.as_str())
+                .bind(new.status)
                 .bind(&new.reason)
                 .bind(new.fee_amount)
-                .bind(&new.fee_currency)
+                .bind(new.fee_currency)
                 .bind(new.now)
                 .bind(confirmed_at)
                 .bind(new.payment_due_at)
@@ -162,7 +163,7 @@ pub async fn transition(
     id: Uuid,
     from: &[AppointmentStatus],
     to: AppointmentStatus,
-    cancellation: Option<(&str, &str)>,
+    cancellation: Option<(Role, &str)>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Appointment>> {
     let stamp = match to {
@@ -175,15 +176,15 @@ pub async fn transition(
     };
     with_db!(db, pool => {
         let mut query = QueryBuilder::new("UPDATE appointments SET status = ");
-        query.push_bind(to.as_str());
+        query.push_bind(to);
         query.push(format!(", {stamp} = ")).push_bind(now);
         query.push(", updated_at = ").push_bind(now);
         if let Some((by, reason)) = cancellation {
-            query.push(", cancelled_by = ").push_bind(by.to_owned());
+            query.push(", cancelled_by = ").push_bind(by);
             query.push(", cancellation_reason = ").push_bind(reason.to_owned());
         }
         query.push(" WHERE id = ").push_bind(id).push(" AND status IN ");
-        push_list(&mut query, from.iter().map(|s| s.as_str()));
+        push_list(&mut query, from.iter().copied());
         query.push(format!(" RETURNING {COLUMNS}"));
         query.build_query_as::<Appointment>().fetch_optional(pool).await
     })
@@ -219,7 +220,7 @@ pub async fn count(db: &Db, party: Party, filter: &AppointmentFilter) -> sqlx::R
 fn push_filter<DB: Database>(query: &mut QueryBuilder<DB>, party: Party, filter: &AppointmentFilter)
 where
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> AppointmentStatus: Encode<'t, DB> + Type<DB>,
     for<'t> DateTime<Utc>: Encode<'t, DB> + Type<DB>,
 {
     match party {
@@ -227,9 +228,7 @@ where
         Party::Doctor(id) => query.push("doctor_id = ").push_bind(id),
     };
     if let Some(status) = filter.status {
-        query
-            .push(" AND status = ")
-            .push_bind(status.as_str().to_owned());
+        query.push(" AND status = ").push_bind(status);
     }
     if let Some(from) = filter.from {
         query.push(" AND starts_at >= ").push_bind(from);

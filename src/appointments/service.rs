@@ -13,6 +13,7 @@ use super::repo;
 use crate::auth::{AuthUser, Role};
 use crate::doctors;
 use crate::doctors::model::Doctor;
+use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, time_id};
@@ -270,11 +271,11 @@ enum Actor {
 }
 
 impl Actor {
-    fn role(self) -> &'static str {
+    fn role(self) -> Role {
         match self {
-            Self::Patient => "PATIENT",
-            Self::Doctor => "DOCTOR",
-            Self::Admin => "ADMIN",
+            Self::Patient => Role::Patient,
+            Self::Doctor => Role::Doctor,
+            Self::Admin => Role::Admin,
         }
     }
 }
@@ -455,7 +456,7 @@ async fn transition(
     appointment: &Appointment,
     action: Action,
     to: AppointmentStatus,
-    cancellation: Option<(&str, &str)>,
+    cancellation: Option<(Role, &str)>,
     now: DateTime<Utc>,
 ) -> AppResult<Appointment> {
     repo::transition(

@@ -8,6 +8,7 @@ pub mod tokens;
 pub use role::Role;
 use uuid::Uuid;
 
+use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
 
 /// The signed-in user of a request, checked against the database (not blocked, tokens current).

@@ -197,7 +197,7 @@ impl Call {
     }
 
     async fn end_reason(&self) -> Option<CallEndReason> {
-        self.end_reason.as_deref().and_then(CallEndReason::parse)
+        self.end_reason
     }
 
     async fn caller(&self, ctx: &Context<'_>) -> AppResult<User> {

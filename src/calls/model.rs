@@ -3,40 +3,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::UnknownValue;
-
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CallStatus {
     Ringing,
     Active,
     Ended,
 }
 
-impl CallStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ringing => "RINGING",
-            Self::Active => "ACTIVE",
-            Self::Ended => "ENDED",
-        }
-    }
-}
-
-impl TryFrom<String> for CallStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Ok(match value.as_str() {
-            "RINGING" => Self::Ringing,
-            "ACTIVE" => Self::Active,
-            "ENDED" => Self::Ended,
-            _ => return Err(UnknownValue::new(value)),
-        })
-    }
-}
-
 /// How a call ended.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// On the bus between instances as it was when it was a string, so that versions mix.
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CallEndReason {
     /// The callee declined.
     Declined,
@@ -51,27 +30,6 @@ pub enum CallEndReason {
 }
 
 impl CallEndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Declined => "DECLINED",
-            Self::Cancelled => "CANCELLED",
-            Self::Missed => "MISSED",
-            Self::Hangup => "HANGUP",
-            Self::Dropped => "DROPPED",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "DECLINED" => Self::Declined,
-            "CANCELLED" => Self::Cancelled,
-            "MISSED" => Self::Missed,
-            "HANGUP" => Self::Hangup,
-            "DROPPED" => Self::Dropped,
-            _ => return None,
-        })
-    }
-
     /// The event both participants receive when a call ends this way.
     pub fn event(self) -> CallEventKind {
         match self {
@@ -92,9 +50,8 @@ pub struct Call {
     pub caller_id: Uuid,
     pub callee_id: Uuid,
     pub appointment_id: Option<Uuid>,
-    #[sqlx(try_from = "String")]
     pub status: CallStatus,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<CallEndReason>,
     pub created_at: DateTime<Utc>,
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,

@@ -61,9 +61,9 @@ pub async fn end(
 ) -> sqlx::Result<Option<Call>> {
     with_db!(db, pool => {
         let mut query = QueryBuilder::new("UPDATE calls SET status = 'ENDED', end_reason = ");
-        query.push_bind(reason.as_str()).push(", ended_at = ").push_bind(now);
+        query.push_bind(reason).push(", ended_at = ").push_bind(now);
         query.push(" WHERE id = ").push_bind(id).push(" AND status IN ");
-        push_list(&mut query, from.iter().map(|s| s.as_str()));
+        push_list(&mut query, from.iter().copied());
         query.push(format!(" RETURNING {COLUMNS}"));
         query.build_query_as::<Call>().fetch_optional(pool).await
     })
@@ -122,7 +122,7 @@ pub async fn count_for(db: &Db, user_id: Uuid) -> sqlx::Result<i64> {
 }
 
 /// How many calls are live, by status (the live-call partial indexes cover the filter).
-pub async fn count_live(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
+pub async fn count_live(db: &Db) -> sqlx::Result<Vec<(CallStatus, i64)>> {
     const SQL: &str = "SELECT status, COUNT(*) FROM calls WHERE status <> 'ENDED' GROUP BY status";
     with_db!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await)
 }

@@ -19,6 +19,7 @@ use crate::appointments;
 use crate::appointments::model::AppointmentStatus;
 use crate::auth::{AuthUser, Role};
 use crate::doctors;
+use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
 use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
@@ -653,11 +654,10 @@ pub async fn live_calls(state: &AppState) -> AppResult<LiveCalls> {
     let mut live = LiveCalls::default();
     for (status, count) in repo::count_live(&state.db.uncounted()).await? {
         let count = u64::try_from(count).unwrap_or_default();
-        match CallStatus::try_from(status) {
-            Ok(CallStatus::Ringing) => live.ringing = count,
-            Ok(CallStatus::Active) => live.active = count,
-            Ok(CallStatus::Ended) => {}
-            Err(unknown) => return Err(AppError::internal(unknown)),
+        match status {
+            CallStatus::Ringing => live.ringing = count,
+            CallStatus::Active => live.active = count,
+            CallStatus::Ended => {}
         }
     }
     Ok(live)

@@ -272,24 +272,6 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// A stored enum value this build does not know.
-#[derive(Debug)]
-pub struct UnknownValue(String);
-
-impl UnknownValue {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl std::fmt::Display for UnknownValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unexpected stored value {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownValue {}
-
 /// Whether `error` is a unique-constraint violation (a lost race or a duplicate).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())

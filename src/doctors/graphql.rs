@@ -199,7 +199,7 @@ impl Doctor {
     async fn consultation_fee(&self) -> Money {
         Money {
             amount: self.fee_amount,
-            currency: self.fee_currency.clone(),
+            currency: self.fee_currency,
         }
     }
 

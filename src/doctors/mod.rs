@@ -1,6 +1,6 @@
 //! Doctors: onboarding with a licence PDF, admin verification, and search.
 
-mod currency;
+pub mod currency;
 pub mod graphql;
 pub mod model;
 mod repo;

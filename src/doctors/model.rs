@@ -2,7 +2,7 @@ use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::UnknownValue;
+use super::currency::Currency;
 use crate::realtime::presence::DoctorStatus;
 
 /// A doctor's profile as stored. The licence file lives apart from it.
@@ -15,12 +15,11 @@ pub struct Doctor {
     pub qualifications: StringList,
     pub experience_years: i64,
     pub fee_amount: i64,
-    pub fee_currency: String,
+    pub fee_currency: Currency,
     #[sqlx(try_from = "String")]
     pub languages: StringList,
     pub licence_number: String,
     pub bio: String,
-    #[sqlx(try_from = "String")]
     pub verification_status: VerificationStatus,
     pub rejection_reason: Option<String>,
     pub rating_average: f64,
@@ -37,7 +36,8 @@ pub struct Doctor {
     pub payouts_enabled: bool,
 }
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq)]
+#[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerificationStatus {
     /// Waiting for an admin; not searchable or bookable.
     Pending,
@@ -45,29 +45,6 @@ pub enum VerificationStatus {
     Approved,
     /// Refused with a reason; the doctor may resubmit.
     Rejected,
-}
-
-impl VerificationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Approved => "APPROVED",
-            Self::Rejected => "REJECTED",
-        }
-    }
-}
-
-impl TryFrom<String> for VerificationStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "PENDING" => Ok(Self::Pending),
-            "APPROVED" => Ok(Self::Approved),
-            "REJECTED" => Ok(Self::Rejected),
-            _ => Err(UnknownValue::new(value)),
-        }
-    }
 }
 
 /// A list of strings kept in one JSON text column.
@@ -93,7 +70,7 @@ impl TryFrom<String> for StringList {
 pub struct Money {
     pub amount: i64,
     /// ISO 4217 code, e.g. USD.
-    pub currency: String,
+    pub currency: Currency,
 }
 
 #[derive(InputObject, Clone, Debug)]
@@ -207,17 +184,6 @@ pub enum DoctorSortBy {
     Newest,
 }
 
-impl DoctorSortBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rating => "RATING",
-            Self::Fee => "FEE",
-            Self::Experience => "EXPERIENCE",
-            Self::Newest => "NEWEST",
-        }
-    }
-}
-
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortDirection {
     Asc,
@@ -246,7 +212,7 @@ pub struct SearchFilter {
     pub specialization_key: Option<String>,
     pub min_fee: Option<i64>,
     pub max_fee: Option<i64>,
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     pub min_experience: Option<i64>,
     pub min_rating: Option<f64>,
     /// A lower-cased language between newlines: a substring of the matching doctors'

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
+use super::currency::Currency;
 use super::model::{
     Doctor, DoctorSort, DoctorSortBy, LicenceFile, LicenceInfo, LicenceUpload, ProfileFields,
     SearchFilter, SortDirection, SortKey, Specialization, VerificationStatus,
@@ -61,7 +62,6 @@ struct ListedRow {
     user_email: String,
     user_name: String,
     user_phone: Option<String>,
-    #[sqlx(try_from = "String")]
     user_role: Role,
     user_blocked: bool,
     user_token_version: i64,
@@ -145,7 +145,7 @@ pub async fn insert(
             .bind(fields.qualifications.to_json())
             .bind(fields.experience_years)
             .bind(fields.fee.amount)
-            .bind(&fields.fee.currency)
+            .bind(fields.fee.currency)
             .bind(fields.languages.to_json())
             .bind(fields.language_keys())
             .bind(licence_number)
@@ -184,7 +184,7 @@ pub async fn resubmit(
             .bind(fields.qualifications.to_json())
             .bind(fields.experience_years)
             .bind(fields.fee.amount)
-            .bind(&fields.fee.currency)
+            .bind(fields.fee.currency)
             .bind(fields.languages.to_json())
             .bind(fields.language_keys())
             .bind(licence_number)
@@ -220,7 +220,7 @@ pub async fn update_profile(
             .bind(fields.qualifications.to_json())
             .bind(fields.experience_years)
             .bind(fields.fee.amount)
-            .bind(&fields.fee.currency)
+            .bind(fields.fee.currency)
             .bind(fields.languages.to_json())
             .bind(fields.language_keys())
             .bind(&fields.bio)
@@ -243,7 +243,7 @@ pub async fn transition(
     with_db!(db, pool => {
         let mut query = QueryBuilder::new("UPDATE doctors SET verification_status = ");
         query
-            .push_bind(to.as_str())
+            .push_bind(to)
             .push(", rejection_reason = ")
             .push_bind(reason.map(str::to_owned))
             .push(", reviewed_at = ")
@@ -255,7 +255,7 @@ pub async fn transition(
             .push(" WHERE id = ")
             .push_bind(id)
             .push(" AND verification_status IN ");
-        push_list(&mut query, from.iter().map(|s| s.as_str()));
+        push_list(&mut query, from.iter().copied());
         query.push(" ").push(RETURNING);
         query.build_query_as::<Doctor>().fetch_optional(pool).await
     })
@@ -327,6 +327,7 @@ fn push_filter<DB: Database>(
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
+    for<'t> Currency: Encode<'t, DB> + Type<DB>,
 {
     // PostgreSQL estimates ranges well and would misjudge `+column` instead.
     let steer = DB::NAME == "SQLite";
@@ -355,9 +356,7 @@ fn push_filter<DB: Database>(
             .push_bind(max);
     }
     if let Some(currency) = &filter.currency {
-        query
-            .push(" AND d.fee_currency = ")
-            .push_bind(currency.clone());
+        query.push(" AND d.fee_currency = ").push_bind(*currency);
     }
     if let Some(min) = filter.min_experience {
         query

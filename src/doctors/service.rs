@@ -13,6 +13,7 @@ use super::model::{
 use super::{repo, validate};
 use crate::auth::{AuthUser, Role};
 use crate::db::{self, is_unique_violation_on};
+use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, malformed_cursor, time_id};

@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::currency;
+use super::currency::Currency;
 use super::model::{
     Doctor, DoctorFilter, DoctorProfileInput, LicenceUpload, Money, MoneyInput, ProfileFields,
     SearchFilter, StringList, UpdateDoctorProfileInput,
@@ -48,7 +48,7 @@ pub fn update(current: &Doctor, input: UpdateDoctorProfileInput) -> AppResult<Pr
             Some(f) => fee(&f)?,
             None => Money {
                 amount: current.fee_amount,
-                currency: current.fee_currency.clone(),
+                currency: current.fee_currency,
             },
         },
         languages: match input.languages {
@@ -90,8 +90,8 @@ fn fee(input: &MoneyInput) -> AppResult<Money> {
     })
 }
 
-fn currency_code(field: &'static str, raw: &str) -> AppResult<String> {
-    currency::normalise(raw).ok_or_else(|| {
+fn currency_code(field: &'static str, raw: &str) -> AppResult<Currency> {
+    Currency::parse(raw).ok_or_else(|| {
         AppError::bad_input(field, format!("{raw:?} is not an ISO 4217 currency code"))
     })
 }

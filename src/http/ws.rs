@@ -22,6 +22,7 @@ use super::{HttpState, REQUEST_ID};
 use crate::auth::AuthUser;
 use crate::auth::tokens::Claims;
 use crate::calls;
+use crate::enum_name::EnumName;
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::context::{Session, log_as};
 use crate::graphql::documents::{Prepared, is_request_error};

@@ -54,7 +54,7 @@ pub struct CheckoutRequest<'a> {
     pub appointment_id: Uuid,
     pub description: &'a str,
     pub amount: i64,
-    pub currency: &'a str,
+    pub currency: crate::doctors::currency::Currency,
     pub platform_fee: i64,
     pub destination_account: &'a str,
     pub expires_at: DateTime<Utc>,
@@ -163,6 +163,7 @@ impl Gateway {
     ) -> GatewayResult<OpenSession> {
         let currency: Currency = request
             .currency
+            .as_str()
             .to_lowercase()
             .parse()
             .unwrap_or_else(|e| match e {});

@@ -2,10 +2,13 @@ use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::UnknownValue;
+use crate::doctors::currency::Currency;
 
 /// Where the money of an appointment stands.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, sqlx::Type, Clone, Copy, Debug, PartialEq, Eq)]
+// NOT_REQUIRED is never stored (the table's CHECK refuses it): it is what an appointment
+// without a payment row shows.
+#[sqlx(type_name = "TEXT", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     /// Booked while payments were off, or free: nothing to pay.
     NotRequired,
@@ -19,43 +22,14 @@ pub enum PaymentStatus {
     Failed,
 }
 
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotRequired => "NOT_REQUIRED",
-            Self::Unpaid => "UNPAID",
-            Self::Paid => "PAID",
-            Self::RefundPending => "REFUND_PENDING",
-            Self::Refunded => "REFUNDED",
-            Self::Failed => "FAILED",
-        }
-    }
-}
-
-impl TryFrom<String> for PaymentStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Ok(match value.as_str() {
-            "UNPAID" => Self::Unpaid,
-            "PAID" => Self::Paid,
-            "REFUND_PENDING" => Self::RefundPending,
-            "REFUNDED" => Self::Refunded,
-            "FAILED" => Self::Failed,
-            _ => return Err(UnknownValue::new(value)),
-        })
-    }
-}
-
 /// A stored payment: one per appointment, created with its Checkout session.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: Uuid,
     pub appointment_id: Uuid,
-    #[sqlx(try_from = "String")]
     pub status: PaymentStatus,
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub platform_fee: i64,
     pub destination_account: String,
     pub checkout_session_id: Option<String>,
@@ -77,7 +51,7 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// In minor units of `currency` (cents for USD).
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     /// The platform's share of `amount`, in minor units; the rest goes to the doctor.
     pub platform_fee: i64,
     pub paid_at: Option<DateTime<Utc>>,
@@ -148,7 +122,7 @@ pub struct PaymentFilter {
 /// Money that moved in a period, in one currency.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct PaymentTotals {
-    pub currency: String,
+    pub currency: Currency,
     /// Everything patients paid in the period (by payment time).
     pub gross: i64,
     /// The platform's fees on the payments of the period that were not refunded.
@@ -163,7 +137,7 @@ pub struct NewPayment {
     pub id: Uuid,
     pub appointment_id: Uuid,
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub platform_fee: i64,
     pub destination_account: String,
     pub expires_at: DateTime<Utc>,

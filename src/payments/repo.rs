@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::model::{NewPayment, PaymentFilter, PaymentRow, PaymentStatus, PaymentTotals};
 use crate::db::{Db, is_unique_violation, push_keyset, push_list};
+use crate::doctors::currency::Currency;
 use crate::{transaction, with_db};
 
 const COLUMNS: &str = "id, appointment_id, status, amount, currency, platform_fee, \
@@ -68,7 +69,7 @@ pub async fn open(db: &Db, new: &NewPayment) -> sqlx::Result<PaymentRow> {
             .bind(new.id)
             .bind(new.appointment_id)
             .bind(new.amount)
-            .bind(&new.currency)
+            .bind(new.currency)
             .bind(new.platform_fee)
             .bind(&new.destination_account)
             .bind(new.expires_at)
@@ -328,13 +329,11 @@ pub async fn count(db: &Db, filter: &PaymentFilter) -> sqlx::Result<i64> {
 
 fn push_filter<DB: Database>(query: &mut QueryBuilder<DB>, filter: &PaymentFilter)
 where
-    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> PaymentStatus: Encode<'t, DB> + Type<DB>,
     for<'t> DateTime<Utc>: Encode<'t, DB> + Type<DB>,
 {
     if let Some(status) = filter.status {
-        query
-            .push(" AND status = ")
-            .push_bind(status.as_str().to_owned());
+        query.push(" AND status = ").push_bind(status);
     }
     if let Some(from) = filter.from {
         query.push(" AND created_at >= ").push_bind(from);
@@ -358,7 +357,7 @@ pub async fn totals(
         CAST(SUM(CASE WHEN paid_at >= $1 AND paid_at < $2 THEN 1 ELSE 0 END) AS BIGINT) \
         FROM payments WHERE (paid_at >= $1 AND paid_at < $2) OR (refunded_at >= $1 AND refunded_at < $2) \
         GROUP BY currency ORDER BY currency";
-    let rows: Vec<(String, i64, i64, i64, i64)> =
+    let rows: Vec<(Currency, i64, i64, i64, i64)> =
         with_db!(db, pool => sqlx::query_as(SQL).bind(from).bind(to).fetch_all(pool).await)?;
     Ok(rows
         .into_iter()

@@ -171,7 +171,7 @@ pub async fn checkout_session(
         id: Uuid::now_v7(),
         appointment_id: appointment.id,
         amount: appointment.fee_amount,
-        currency: appointment.fee_currency.clone(),
+        currency: appointment.fee_currency,
         platform_fee: gateway.platform_fee(appointment.fee_amount),
         destination_account: destination,
         expires_at: now + hold(state),
@@ -185,7 +185,7 @@ pub async fn checkout_session(
             appointment_id: appointment.id,
             description: &description,
             amount: payment.amount,
-            currency: &payment.currency,
+            currency: payment.currency,
             platform_fee: payment.platform_fee,
             destination_account: &payment.destination_account,
             expires_at: payment.expires_at,
@@ -449,7 +449,7 @@ pub fn of_appointment(
             PaymentStatus::NotRequired
         },
         amount: appointment.fee_amount,
-        currency: appointment.fee_currency.clone(),
+        currency: appointment.fee_currency,
         platform_fee: match (&state.payments, required) {
             (Some(gateway), true) => gateway.platform_fee(appointment.fee_amount),
             _ => 0,

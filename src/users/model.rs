@@ -11,7 +11,6 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub phone: Option<String>,
-    #[sqlx(try_from = "String")]
     pub role: Role,
     pub blocked: bool,
     pub token_version: i64,

@@ -5,6 +5,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
 use super::model::{NewRefreshToken, NewUser, Rotation, User, UserFilter};
+use crate::auth::Role;
 use crate::db::{Db, like_pattern, push_list};
 use crate::{transaction, with_db};
 
@@ -22,7 +23,7 @@ pub async fn insert(db: &Db, user: &NewUser) -> sqlx::Result<User> {
         .bind(&user.password_hash)
         .bind(&user.name)
         .bind(&user.phone)
-        .bind(user.role.as_str())
+        .bind(user.role)
         .bind(user.now)
         .fetch_one(pool)
         .await)
@@ -235,11 +236,10 @@ fn push_filter<DB: Database>(query: &mut QueryBuilder<DB>, filter: &UserFilter)
 where
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> bool: Encode<'t, DB> + Type<DB>,
+    for<'t> Role: Encode<'t, DB> + Type<DB>,
 {
     if let Some(role) = filter.role {
-        query
-            .push(" AND role = ")
-            .push_bind(role.as_str().to_owned());
+        query.push(" AND role = ").push_bind(role);
     }
     if let Some(blocked) = filter.blocked {
         query.push(" AND blocked = ").push_bind(blocked);
