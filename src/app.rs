@@ -15,7 +15,7 @@ use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
-use crate::db::Db;
+use crate::db::{ConnectError, Db};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
@@ -28,7 +28,7 @@ use crate::{calls, graphql, http, payments};
 #[derive(Debug)]
 pub enum StartupError {
     Config(ConfigError),
-    Database(sqlx::Error),
+    Database(ConnectError),
     Migrate(sqlx::migrate::MigrateError),
     Bind(SocketAddr, std::io::Error),
     MetricsBind(SocketAddr, std::io::Error),

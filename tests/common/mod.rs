@@ -4,6 +4,7 @@
 
 pub mod gate;
 pub mod stripe;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
