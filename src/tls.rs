@@ -40,3 +40,11 @@ pub fn rustls_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a rustls::
     }
     None
 }
+
+/// Makes ring the process's rustls provider. The redis crate builds its TLS settings from the
+/// process default, which rustls can only pick by itself while the dependency tree enables a
+/// single provider; naming it keeps a second one (aws-lc-rs) turning up from being a panic.
+pub fn use_ring() {
+    // An error means a provider is already installed (by an earlier call): nothing to do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

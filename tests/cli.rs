@@ -174,6 +174,21 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         ]),
         "MEDILINK_GRAPHIQL_ASSETS",
     );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_REDIS_URL", "rediss://127.0.0.1:1"),
+            ("MEDILINK_REDIS_CA_FILE", "/no/such/ca.pem"),
+        ]),
+        "MEDILINK_REDIS_CA_FILE",
+    );
+    let plain = serve(&[
+        ("MEDILINK_JWT_SECRET", SECRET),
+        ("MEDILINK_REDIS_URL", "redis://127.0.0.1:1"),
+        ("MEDILINK_REDIS_CA_FILE", "/no/such/ca.pem"),
+    ]);
+    assert_clear_failure(&plain, "MEDILINK_REDIS_CA_FILE");
+    assert!(stderr(&plain).contains("rediss://"), "{}", stderr(&plain));
     for (setting, value) in [
         ("MEDILINK_TRUSTED_PROXIES", "10.0.0.0/33"),
         ("MEDILINK_TRUSTED_PROXIES", "proxy.internal"),
@@ -310,6 +325,42 @@ async fn a_postgresql_certificate_that_does_not_verify_stops_start_up_with_one_l
         &format!("{by_address}{separator}sslmode=verify-full&sslrootcert={certificate}"),
     );
     assert_database_failure(&output, &["sslmode=verify-full", "not valid for name"]);
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_redis_certificate_that_does_not_verify_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::tls::TlsRedis::start();
+    let serve = |vars: &[(&str, &str)]| {
+        medilink(dir.path())
+            .arg("serve")
+            .env("MEDILINK_JWT_SECRET", SECRET)
+            .env("MEDILINK_BIND", "127.0.0.1:0")
+            .env("MEDILINK_REDIS_URL", redis.url())
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let wrong = common::tls::TestCa::new("Not the Redis server's CA");
+    let output = serve(&[("MEDILINK_REDIS_CA_FILE", wrong.cert.to_str().unwrap())]);
+    assert_clear_failure(&output, "MEDILINK_REDIS_URL");
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "does not verify against MEDILINK_REDIS_CA_FILE={}",
+            wrong.cert.display()
+        )),
+        "{err}"
+    );
+    // Without a CA file, the system's roots, which do not know the server's CA either.
+    let output = serve(&[]);
+    assert_clear_failure(&output, "MEDILINK_REDIS_URL");
+    assert!(
+        stderr(&output).contains("does not verify against the system's root CAs"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

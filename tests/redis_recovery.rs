@@ -1,5 +1,5 @@
-//! The Redis bus recovers from lost connections: subscriptions come back and later signals are
-//! delivered. A test binary of its own, because `CLIENT KILL TYPE pubsub` cuts every pub/sub
+//! The Redis bus recovers from lost connections, plain or TLS: subscriptions come back and later
+//! signals are delivered. A test binary of its own, because `CLIENT KILL TYPE pubsub` cuts every pub/sub
 //! connection on the server, those of tests running beside it too (cargo runs test binaries
 //! one after another).
 
@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::gate::{tcp_gate, wait_for_readiness};
+use common::tls::TlsRedis;
 use common::ws::WsClient;
 use common::*;
 use serde_json::{Value, json};
@@ -158,6 +159,43 @@ async fn readiness_follows_redis_and_subscriptions_come_back_after_an_outage() {
         .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", late.access) } }))
         .await;
     assert_eq!(refused.closed().await, 1013);
+
+    gate.send_replace(true);
+    wait_for_readiness(&a, 200).await;
+    wait_for_readiness(&b, 200).await;
+    signals_cross_again(&mut patient_ws, &mut doctor_ws, &call_id).await;
+}
+
+/// The same over `rediss://`, with a Redis that speaks TLS only and whose certificate comes
+/// from a CA of its own (MEDILINK_REDIS_CA_FILE): signals cross, `/readyz` follows the
+/// encrypted connections through an outage, and they come back as plain ones do.
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn over_tls_signals_cross_and_the_bus_comes_back_after_an_outage() {
+    let redis = TlsRedis::start();
+    let (gate_addr, gate) = tcp_gate(redis.addr.to_string()).await;
+    let (a, b) = spawn_instances(|config| {
+        config.ring_timeout_secs = 600;
+        config.redis_url = Some(format!("rediss://{gate_addr}"));
+        config.redis_ca_file = Some(redis.ca.cert.clone());
+    })
+    .await;
+    let (mut patient_ws, mut doctor_ws, call_id) = call_across(&a, &b).await;
+    send(&mut patient_ws, &call_id, "before", "before").await;
+    assert_eq!(
+        doctor_ws.next_data("signals").await["signals"]["sdp"],
+        "before"
+    );
+    for app in [&a, &b] {
+        let body = wait_for_readiness(app, 200).await;
+        assert_eq!(body["redis"], "connected");
+    }
+
+    gate.send_replace(false);
+    for app in [&a, &b] {
+        let body = wait_for_readiness(app, 503).await;
+        assert_eq!(body["redis"], "disconnected");
+    }
 
     gate.send_replace(true);
     wait_for_readiness(&a, 200).await;

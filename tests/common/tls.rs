@@ -1,8 +1,9 @@
 //! Certificates made with the `openssl` command (there whenever PostgreSQL is, through Debian's
-//! ssl-cert).
+//! ssl-cert), and a `redis-server` that speaks TLS only.
 
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 /// A certificate authority of the test's own, in a temporary folder.
 pub struct TestCa {
@@ -84,5 +85,65 @@ impl TestCa {
             ],
         );
         (dir.join("server.pem"), dir.join("server.key"))
+    }
+}
+
+/// A `redis-server` listening on a TLS port only, with a certificate from its own CA; stopped
+/// when dropped.
+pub struct TlsRedis {
+    pub ca: TestCa,
+    pub addr: SocketAddr,
+    server: Child,
+}
+
+impl TlsRedis {
+    pub fn start() -> Self {
+        let ca = TestCa::new("MediLink test Redis CA");
+        let (cert, key) = ca.server_certificate();
+        // A free port for redis-server, which cannot be given port 0.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port");
+        let server = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--tls-port", &addr.port().to_string()])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(&ca.cert)
+            .args(["--tls-auth-clients", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (Debian's is built with TLS)");
+        let redis = Self { ca, addr, server };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(redis.addr).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("redis-server did not listen on {}", redis.addr);
+    }
+
+    pub fn url(&self) -> String {
+        format!("rediss://{}", self.addr)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
     }
 }
