@@ -318,6 +318,15 @@ async fn a_postgresql_certificate_that_does_not_verify_stops_start_up_with_one_l
             &wrong.cert.display().to_string(),
         ],
     );
+    // As libpq does, `require` checks the certificate when given a root file.
+    let output = migrate(
+        dir.path(),
+        &format!(
+            "{url}{separator}sslmode=require&sslrootcert={}",
+            wrong.cert.display()
+        ),
+    );
+    assert_database_failure(&output, &["sslmode=require", "does not verify"]);
     // The right root, but a name the certificate is not for: the server's address.
     let by_address = url.replacen("@localhost", "@127.0.0.1", 1);
     let output = migrate(

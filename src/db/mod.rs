@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use prometheus_client::metrics::counter::Counter;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -120,8 +120,12 @@ impl Db {
             Ok(Self::new(Pool::Sqlite(pool)))
         } else {
             let tls = pg_tls::TlsSettings::check(url).map_err(ConnectError)?;
-            let options = PgConnectOptions::from_str(url)?;
+            let mut options = PgConnectOptions::from_str(url)?;
             let ssl_mode = options.get_ssl_mode();
+            // Given a root file, libpq checks the certificate under `require` too; sqlx would not.
+            if matches!(ssl_mode, PgSslMode::Require) && tls.has_root_cert() {
+                options = options.ssl_mode(PgSslMode::VerifyCa);
+            }
             // sqlx pings a connection before every use by default: a network round trip per
             // query. Only a connection idle for a while (the server may have restarted or a
             // proxy dropped it meanwhile) is checked; a busy one fails fast anyway.

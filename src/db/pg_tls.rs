@@ -41,6 +41,10 @@ impl TlsSettings {
         Ok(Self { root_cert })
     }
 
+    pub(super) fn has_root_cert(&self) -> bool {
+        self.root_cert.is_some()
+    }
+
     /// `error`, from connecting with these settings, in one line.
     pub(super) fn describe(&self, mode: PgSslMode, error: &sqlx::Error) -> String {
         let mode = match mode {
