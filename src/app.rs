@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
-use crate::db::Db;
+use crate::db::{ConnectError, Db};
 use crate::limits::{Backoff, ConnectionCap, Limiter, Limits};
 use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
@@ -28,11 +29,12 @@ use crate::{calls, graphql, http, payments};
 #[derive(Debug)]
 pub enum StartupError {
     Config(ConfigError),
-    Database(sqlx::Error),
+    Database(ConnectError),
     Migrate(sqlx::migrate::MigrateError),
     Bind(SocketAddr, std::io::Error),
     MetricsBind(SocketAddr, std::io::Error),
-    Redis(redis::RedisError),
+    /// With the CA file the server's certificate was checked against, if any.
+    Redis(redis::RedisError, Option<PathBuf>),
     Internal(String),
 }
 
@@ -46,7 +48,22 @@ impl fmt::Display for StartupError {
             Self::MetricsBind(addr, e) => {
                 write!(f, "cannot listen on {addr} (MEDILINK_METRICS_BIND): {e}")
             }
-            Self::Redis(e) => write!(f, "cannot reach Redis (MEDILINK_REDIS_URL): {e}"),
+            Self::Redis(e, ca_file) => {
+                write!(f, "cannot reach Redis (MEDILINK_REDIS_URL): ")?;
+                match crate::tls::rustls_error(e) {
+                    Some(cert @ rustls::Error::InvalidCertificate(_)) => {
+                        let roots = match ca_file {
+                            Some(file) => format!("MEDILINK_REDIS_CA_FILE={}", file.display()),
+                            None => "the system's root CAs (no MEDILINK_REDIS_CA_FILE)".into(),
+                        };
+                        write!(
+                            f,
+                            "the server's certificate does not verify against {roots}: {cert}"
+                        )
+                    }
+                    _ => write!(f, "{e}"),
+                }
+            }
             Self::Internal(e) => write!(f, "{e}"),
         }
     }
@@ -101,14 +118,19 @@ impl Application {
         };
         let grace = Duration::from_secs(config.call_grace_secs);
         let realtime = match &config.redis_url {
-            Some(url) => Realtime::redis(
-                url,
-                &config.redis_prefix,
-                Duration::from_millis(config.instance_expiry_ms),
-                grace,
-            )
-            .await
-            .map_err(StartupError::Redis)?,
+            Some(url) => {
+                let redis_error = |e| StartupError::Redis(e, config.redis_ca_file.clone());
+                let client = crate::realtime::redis_bus::client(url, config.redis_ca()?)
+                    .map_err(redis_error)?;
+                Realtime::redis(
+                    client,
+                    &config.redis_prefix,
+                    Duration::from_millis(config.instance_expiry_ms),
+                    grace,
+                )
+                .await
+                .map_err(redis_error)?
+            }
             None => Realtime::in_process(grace),
         };
         let clock = Clock::default();

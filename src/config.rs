@@ -77,8 +77,12 @@ pub struct Config {
     pub turn_password: Option<Secret>,
     /// A folder holding GraphiQL's assets (laid out as on the CDN), for closed networks.
     pub graphiql_assets: Option<PathBuf>,
-    /// `redis://host:port`: share the event bus and presence with other instances.
+    /// `redis://host:port` (or `rediss://` for TLS): share the event bus and presence with other
+    /// instances.
     pub redis_url: Option<String>,
+    /// The CA certificates (PEM) that a `rediss://` server's certificate must chain to, instead
+    /// of the system's roots: for a Redis with a CA of its own.
+    pub redis_ca_file: Option<PathBuf>,
     /// Prefix of this deployment's Redis keys and channels.
     pub redis_prefix: String,
     /// An instance whose heartbeat is older than this counts as gone (with Redis).
@@ -151,6 +155,7 @@ impl Default for Config {
             turn_password: None,
             graphiql_assets: None,
             redis_url: None,
+            redis_ca_file: None,
             redis_prefix: "medilink".into(),
             instance_expiry_ms: 10_000,
             trusted_proxies: TrustedProxies::default(),
@@ -271,8 +276,12 @@ impl Config {
         if let Some(url) = &self.redis_url
             && redis::Client::open(url.as_str()).is_err()
         {
-            return bad("MEDILINK_REDIS_URL", "expected redis://<host>:<port>");
+            return bad(
+                "MEDILINK_REDIS_URL",
+                "expected redis://<host>:<port> or rediss://<host>:<port>",
+            );
         }
+        self.redis_ca()?;
         if self.redis_prefix.is_empty() {
             return bad("MEDILINK_REDIS_PREFIX", "must not be empty");
         }
@@ -404,6 +413,24 @@ impl Config {
         Ok(())
     }
 
+    /// The certificates of `MEDILINK_REDIS_CA_FILE`, when it is set.
+    pub fn redis_ca(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(file) = &self.redis_ca_file else {
+            return Ok(None);
+        };
+        let bad = |why: &str| ConfigError(format!("invalid MEDILINK_REDIS_CA_FILE: {why}"));
+        if !self
+            .redis_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("rediss://"))
+        {
+            return Err(bad("needs a rediss:// MEDILINK_REDIS_URL"));
+        }
+        crate::tls::read_certificates(file)
+            .map(Some)
+            .map_err(|why| bad(&why))
+    }
+
     /// The JWT secret, or a clear error naming the setting when it is missing.
     pub fn require_jwt_secret(&self) -> Result<&Secret, ConfigError> {
         self.jwt_secret.as_ref().ok_or_else(|| {
@@ -506,6 +533,7 @@ impl fmt::Debug for Config {
             turn_password,
             graphiql_assets,
             redis_url,
+            redis_ca_file,
             redis_prefix,
             instance_expiry_ms,
             trusted_proxies,
@@ -566,6 +594,7 @@ impl fmt::Debug for Config {
             .field("turn_password", turn_password)
             .field("graphiql_assets", graphiql_assets)
             .field("redis_url", &redis_url.as_deref().map(without_password))
+            .field("redis_ca_file", redis_ca_file)
             .field("redis_prefix", redis_prefix)
             .field("instance_expiry_ms", instance_expiry_ms)
             .field("trusted_proxies", trusted_proxies)

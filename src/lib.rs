@@ -24,6 +24,7 @@ pub mod reviews;
 pub mod scheduling;
 pub mod shutdown;
 pub mod state;
+mod tls;
 pub mod users;
 
 /// Every binary built on the crate (the server, its tests and benchmarks) allocates the same way.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::ws::WsClient;
 use common::*;
 use serde_json::json;
+use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_medilink");
 const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
@@ -177,6 +178,21 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         ]),
         "MEDILINK_GRAPHIQL_ASSETS",
     );
+    assert_clear_failure(
+        &serve(&[
+            ("MEDILINK_JWT_SECRET", SECRET),
+            ("MEDILINK_REDIS_URL", "rediss://127.0.0.1:1"),
+            ("MEDILINK_REDIS_CA_FILE", "/no/such/ca.pem"),
+        ]),
+        "MEDILINK_REDIS_CA_FILE",
+    );
+    let plain = serve(&[
+        ("MEDILINK_JWT_SECRET", SECRET),
+        ("MEDILINK_REDIS_URL", "redis://127.0.0.1:1"),
+        ("MEDILINK_REDIS_CA_FILE", "/no/such/ca.pem"),
+    ]);
+    assert_clear_failure(&plain, "MEDILINK_REDIS_CA_FILE");
+    assert!(stderr(&plain).contains("rediss://"), "{}", stderr(&plain));
     for (setting, value) in [
         ("MEDILINK_TRUSTED_PROXIES", "10.0.0.0/33"),
         ("MEDILINK_TRUSTED_PROXIES", "proxy.internal"),
@@ -191,6 +207,173 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
             setting,
         );
     }
+}
+
+/// `migrate` on `url`: what start-up does with a database URL, without the rest of `serve`.
+fn migrate(dir: &Path, url: &str) -> Output {
+    medilink(dir)
+        .arg("migrate")
+        .env("MEDILINK_DATABASE_URL", url)
+        .output()
+        .unwrap()
+}
+
+/// A failed start that names the database URL and says `what` about it.
+fn assert_database_failure(output: &Output, what: &[&str]) {
+    assert_clear_failure(output, "MEDILINK_DATABASE_URL");
+    let err = stderr(output);
+    for part in what {
+        assert!(err.contains(part), "says {part:?}: {err}");
+    }
+}
+
+#[test]
+fn postgresql_tls_settings_that_cannot_work_stop_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = "postgres://nobody@127.0.0.1:1/none";
+    assert_database_failure(
+        &migrate(
+            dir.path(),
+            &format!("{server}?sslmode=verify-ca&sslrootcert=/no/such/root.pem"),
+        ),
+        &["sslrootcert", "/no/such/root.pem", "No such file"],
+    );
+    let not_pem = dir.path().join("root.txt");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    assert_database_failure(
+        &migrate(
+            dir.path(),
+            &format!(
+                "{server}?sslmode=verify-full&sslrootcert={}",
+                not_pem.display()
+            ),
+        ),
+        &["sslrootcert", "holds no PEM certificate"],
+    );
+    assert_database_failure(
+        &migrate(dir.path(), &format!("{server}?sslmode=verify-ful")),
+        &["sslmode=verify-ful", "verify-full"],
+    );
+    assert_database_failure(
+        &migrate(
+            dir.path(),
+            &format!(
+                "{server}?sslmode=require&sslcert=/no/such/client.pem&sslkey=/no/such/client.key"
+            ),
+        ),
+        &["sslcert", "/no/such/client.pem"],
+    );
+
+    // A server that answers PostgreSQL's TLS request with "N", as one with `ssl = off` does.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = refusing.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        for stream in refusing.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 8];
+            if stream.read_exact(&mut request).is_ok() {
+                let _ = stream.write_all(b"N");
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
+    });
+    assert_database_failure(
+        &migrate(
+            dir.path(),
+            &format!("postgres://nobody@{addr}/none?sslmode=require"),
+        ),
+        &["sslmode=require", "server does not support TLS"],
+    );
+}
+
+/// The test PostgreSQL server's URL for a database beside the test's, and the certificate it
+/// presents (Debian's self-signed snakeoil one, for `localhost`).
+async fn postgres_and_its_certificate() -> (String, String) {
+    let url = std::env::var("MEDILINK_TEST_DATABASE_URL")
+        .expect("MEDILINK_TEST_DATABASE_URL names a PostgreSQL server");
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let certificate = sqlx::query_scalar("SHOW ssl_cert_file")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    (url, certificate)
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn a_postgresql_certificate_that_does_not_verify_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, certificate) = postgres_and_its_certificate().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let wrong = common::tls::TestCa::new("Not the PostgreSQL server's CA");
+    let output = migrate(
+        dir.path(),
+        &format!(
+            "{url}{separator}sslmode=verify-ca&sslrootcert={}",
+            wrong.cert.display()
+        ),
+    );
+    assert_database_failure(
+        &output,
+        &[
+            "sslmode=verify-ca",
+            "does not verify against sslrootcert=",
+            &wrong.cert.display().to_string(),
+        ],
+    );
+    // As libpq does, `require` checks the certificate when given a root file.
+    let output = migrate(
+        dir.path(),
+        &format!(
+            "{url}{separator}sslmode=require&sslrootcert={}",
+            wrong.cert.display()
+        ),
+    );
+    assert_database_failure(&output, &["sslmode=require", "does not verify"]);
+    // The right root, but a name the certificate is not for: the server's address.
+    let by_address = url.replacen("@localhost", "@127.0.0.1", 1);
+    let output = migrate(
+        dir.path(),
+        &format!("{by_address}{separator}sslmode=verify-full&sslrootcert={certificate}"),
+    );
+    assert_database_failure(&output, &["sslmode=verify-full", "not valid for name"]);
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_redis_certificate_that_does_not_verify_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::tls::TlsRedis::start();
+    let serve = |vars: &[(&str, &str)]| {
+        medilink(dir.path())
+            .arg("serve")
+            .env("MEDILINK_JWT_SECRET", SECRET)
+            .env("MEDILINK_BIND", "127.0.0.1:0")
+            .env("MEDILINK_REDIS_URL", redis.url())
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let wrong = common::tls::TestCa::new("Not the Redis server's CA");
+    let output = serve(&[("MEDILINK_REDIS_CA_FILE", wrong.cert.to_str().unwrap())]);
+    assert_clear_failure(&output, "MEDILINK_REDIS_URL");
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "does not verify against MEDILINK_REDIS_CA_FILE={}",
+            wrong.cert.display()
+        )),
+        "{err}"
+    );
+    // Without a CA file, the system's roots, which do not know the server's CA either.
+    let output = serve(&[]);
+    assert_clear_failure(&output, "MEDILINK_REDIS_URL");
+    assert!(
+        stderr(&output).contains("does not verify against the system's root CAs"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -1,18 +1,17 @@
-//! The Redis bus recovers from lost connections: subscriptions come back and later signals are
-//! delivered. A test binary of its own, because `CLIENT KILL TYPE pubsub` cuts every pub/sub
+//! The Redis bus recovers from lost connections, plain or TLS: subscriptions come back and later
+//! signals are delivered. A test binary of its own, because `CLIENT KILL TYPE pubsub` cuts every pub/sub
 //! connection on the server, those of tests running beside it too (cargo runs test binaries
 //! one after another).
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::gate::{tcp_gate, wait_for_readiness};
+use common::tls::TlsRedis;
 use common::ws::WsClient;
 use common::*;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 const SIGNALS: &str = "subscription($id: ID!) { signals(callId: $id) { sdp } }";
 const SEND_SIGNAL: &str = "mutation($input: SendSignalInput!) { sendSignal(input: $input) }";
@@ -100,28 +99,6 @@ async fn signals_cross_again(patient_ws: &mut WsClient, doctor_ws: &mut WsClient
     assert_eq!(received, expected);
 }
 
-async fn readiness(app: &TestApp) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
-}
-
-async fn wait_for_readiness(app: &TestApp, want: u16) -> Value {
-    for _ in 0..200 {
-        let (status, body) = readiness(app).await;
-        if status == want {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("/readyz never answered {want}");
-}
-
 #[tokio::test]
 #[ignore = "needs Redis"]
 async fn the_bus_recovers_when_redis_cuts_its_pubsub_connections() {
@@ -154,45 +131,14 @@ async fn the_bus_recovers_when_redis_cuts_its_pubsub_connections() {
     }
 }
 
-/// A TCP relay to Redis that the test can cut (dropping every connection and refusing new
-/// ones) and restore, as a Redis restart would.
-async fn redis_gate() -> (SocketAddr, watch::Sender<bool>) {
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn readiness_follows_redis_and_subscriptions_come_back_after_an_outage() {
     let upstream = test_redis_url()
         .trim_start_matches("redis://")
         .trim_end_matches('/')
         .to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (open, _) = watch::channel(true);
-    let gate = open.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else {
-                return;
-            };
-            if !*gate.borrow() {
-                continue;
-            }
-            let mut closed = gate.subscribe();
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                    _ = closed.wait_for(|open| !open) => {}
-                }
-            });
-        }
-    });
-    (addr, open)
-}
-
-#[tokio::test]
-#[ignore = "needs Redis"]
-async fn readiness_follows_redis_and_subscriptions_come_back_after_an_outage() {
-    let (gate_addr, gate) = redis_gate().await;
+    let (gate_addr, gate) = tcp_gate(upstream).await;
     let (a, b) = spawn_instances(|config| {
         config.ring_timeout_secs = 600;
         config.redis_url = Some(format!("redis://{gate_addr}"));
@@ -213,6 +159,43 @@ async fn readiness_follows_redis_and_subscriptions_come_back_after_an_outage() {
         .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", late.access) } }))
         .await;
     assert_eq!(refused.closed().await, 1013);
+
+    gate.send_replace(true);
+    wait_for_readiness(&a, 200).await;
+    wait_for_readiness(&b, 200).await;
+    signals_cross_again(&mut patient_ws, &mut doctor_ws, &call_id).await;
+}
+
+/// The same over `rediss://`, with a Redis that speaks TLS only and whose certificate comes
+/// from a CA of its own (MEDILINK_REDIS_CA_FILE): signals cross, `/readyz` follows the
+/// encrypted connections through an outage, and they come back as plain ones do.
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn over_tls_signals_cross_and_the_bus_comes_back_after_an_outage() {
+    let redis = TlsRedis::start();
+    let (gate_addr, gate) = tcp_gate(redis.addr.to_string()).await;
+    let (a, b) = spawn_instances(|config| {
+        config.ring_timeout_secs = 600;
+        config.redis_url = Some(format!("rediss://{gate_addr}"));
+        config.redis_ca_file = Some(redis.ca.cert.clone());
+    })
+    .await;
+    let (mut patient_ws, mut doctor_ws, call_id) = call_across(&a, &b).await;
+    send(&mut patient_ws, &call_id, "before", "before").await;
+    assert_eq!(
+        doctor_ws.next_data("signals").await["signals"]["sdp"],
+        "before"
+    );
+    for app in [&a, &b] {
+        let body = wait_for_readiness(app, 200).await;
+        assert_eq!(body["redis"], "connected");
+    }
+
+    gate.send_replace(false);
+    for app in [&a, &b] {
+        let body = wait_for_readiness(app, 503).await;
+        assert_eq!(body["redis"], "disconnected");
+    }
 
     gate.send_replace(true);
     wait_for_readiness(&a, 200).await;

@@ -4,6 +4,7 @@
 //! run it on whichever pool is live through [`with_db!`] and [`transaction!`].
 
 mod migrations;
+mod pg_tls;
 mod sqlite_memory;
 
 use std::str::FromStr;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use prometheus_client::metrics::counter::Counter;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -76,8 +77,19 @@ macro_rules! transaction {
     };
 }
 
+/// Why the database could not be opened, in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+impl From<sqlx::Error> for ConnectError {
+    fn from(error: sqlx::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
 impl Db {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
         if url.starts_with("sqlite:") {
             if let Err(code) = sqlite_memory::configure() {
                 tracing::warn!(
@@ -107,7 +119,13 @@ impl Db {
                 .await?;
             Ok(Self::new(Pool::Sqlite(pool)))
         } else {
-            let options = PgConnectOptions::from_str(url)?;
+            let tls = pg_tls::TlsSettings::check(url).map_err(ConnectError)?;
+            let mut options = PgConnectOptions::from_str(url)?;
+            let ssl_mode = options.get_ssl_mode();
+            // Given a root file, libpq checks the certificate under `require` too; sqlx would not.
+            if matches!(ssl_mode, PgSslMode::Require) && tls.has_root_cert() {
+                options = options.ssl_mode(PgSslMode::VerifyCa);
+            }
             // sqlx pings a connection before every use by default: a network round trip per
             // query. Only a connection idle for a while (the server may have restarted or a
             // proxy dropped it meanwhile) is checked; a busy one fails fast anyway.
@@ -124,7 +142,8 @@ impl Db {
                     })
                 })
                 .connect_with(options)
-                .await?;
+                .await
+                .map_err(|e| ConnectError(tls.describe(ssl_mode, &e)))?;
             Ok(Self::new(Pool::Postgres(pool)))
         }
     }

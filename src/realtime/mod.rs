@@ -41,11 +41,11 @@ impl Realtime {
         }
     }
 
-    /// The bus and presence over Redis at `url`, under the key and channel `prefix`; an
+    /// The bus and presence over Redis through `client`, under the key and channel `prefix`; an
     /// instance whose heartbeat is older than `expiry` counts as gone, and a user whose last
     /// connection went has `grace` to come back.
     pub async fn redis(
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         expiry: Duration,
         grace: Duration,
@@ -75,7 +75,7 @@ impl Realtime {
             }
             _ => {}
         });
-        let (bus, connection) = RedisBus::connect(url, prefix, observer).await?;
+        let (bus, connection) = RedisBus::connect(client, prefix, observer).await?;
         let bus: Arc<dyn EventBus> = Arc::new(bus);
         let shared = SharedPresence::new(connection, prefix, expiry, grace);
         let presence = Arc::new(Presence::shared(bus.clone(), shared));

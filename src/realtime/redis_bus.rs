@@ -169,21 +169,36 @@ impl Shared {
     }
 }
 
+/// A client for `url`. Over `rediss://`, the server's certificate must chain to one of the PEM
+/// certificates in `ca` when given, to one of the system's roots otherwise.
+pub fn client(url: &str, ca: Option<Vec<u8>>) -> redis::RedisResult<redis::Client> {
+    crate::tls::use_ring();
+    // Without TCP_NODELAY, a publish sent while the previous one is unacknowledged waits for
+    // the peer's delayed ACK.
+    let info = url
+        .into_connection_info()?
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+    match ca {
+        Some(root_cert) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            },
+        ),
+        None => redis::Client::open(info),
+    }
+}
+
 impl RedisBus {
     /// Connects to Redis (failing if it does not answer now) and starts the publisher and the
     /// subscriber tasks; after that, lost connections are re-established in the background.
     /// Returns the bus and a connection for other shared state.
     pub async fn connect(
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         observer: Observer,
     ) -> Result<(Self, ConnectionManager), redis::RedisError> {
-        // Without TCP_NODELAY, a publish sent while the previous one is unacknowledged waits
-        // for the peer's delayed ACK.
-        let info = url
-            .into_connection_info()?
-            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info)?;
         let connection = ConnectionManager::new(client.clone()).await?;
         let (interest, interest_rx) = mpsc::unbounded_channel();
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
@@ -423,7 +438,8 @@ mod tests {
         let url = std::env::var("MEDILINK_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let prefix = format!("medilink-test-{}", uuid::Uuid::new_v4().simple());
-        let (bus, _) = RedisBus::connect(&url, &prefix, Box::new(|_| {}))
+        let client = client(&url, None).expect("a Redis URL");
+        let (bus, _) = RedisBus::connect(client, &prefix, Box::new(|_| {}))
             .await
             .expect("Redis answers");
         let topic = Topic::User(uuid::Uuid::new_v4());

@@ -2,7 +2,9 @@
 //! or a new PostgreSQL database when MEDILINK_TEST_DATABASE_URL is set).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod gate;
 pub mod stripe;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
