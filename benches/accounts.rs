@@ -2,7 +2,9 @@
 //! Prints numbers; asserts nothing. `cargo bench --bench accounts` (SQLite), or with
 //! MEDILINK_TEST_DATABASE_URL set for PostgreSQL.
 
-#[path = "../tests/common/mod.rs"]
+// A benchmark uses only part of the test harness.
+#[allow(dead_code)]
+#[path = "../tests/api/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,7 +2,9 @@
 //! 500 booked appointments, and 50 concurrent patients booking distinct slots. Prints numbers;
 //! asserts nothing. `cargo bench --bench appointments`, or with MEDILINK_TEST_DATABASE_URL.
 
-#[path = "../tests/common/mod.rs"]
+// A benchmark uses only part of the test harness.
+#[allow(dead_code)]
+#[path = "../tests/api/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

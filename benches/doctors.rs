@@ -9,7 +9,9 @@
 //! the same doctors, prints the server's address and serves until Ctrl-C, for an HTTP load
 //! tool (benches/wrk/).
 
-#[path = "../tests/common/mod.rs"]
+// A benchmark uses only part of the test harness.
+#[allow(dead_code)]
+#[path = "../tests/api/common/mod.rs"]
 mod common;
 
 use std::future::Future;

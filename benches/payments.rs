@@ -4,7 +4,9 @@
 //! beside a trivial `{ __typename }` on the same server. Prints numbers; asserts nothing.
 //! `cargo bench --bench payments` (SQLite), or with MEDILINK_TEST_DATABASE_URL for PostgreSQL.
 
-#[path = "../tests/common/mod.rs"]
+// A benchmark uses only part of the test harness.
+#[allow(dead_code)]
+#[path = "../tests/api/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,9 +1,7 @@
 //! Invariants the database itself holds, on whichever backend the suite runs against.
 
-mod common;
-
+use crate::common::*;
 use async_graphql::EnumType;
-use common::*;
 use medilink::appointments::model::AppointmentStatus;
 use medilink::auth::Role;
 use medilink::calls::model::{CallEndReason, CallStatus};

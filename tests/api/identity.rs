@@ -2,10 +2,8 @@
 //! wherever it is read (never taken for anonymous), and every HTTP error outside GraphQL
 //! responses has the shape of a GraphQL error.
 
-mod common;
-
-use common::stripe::{FakeStripe, signed};
-use common::*;
+use crate::common::stripe::{FakeStripe, signed};
+use crate::common::*;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -198,7 +196,7 @@ async fn webhook_refusals_have_the_shared_error_shape() {
     assert_error_shape(&body, "BAD_USER_INPUT", &[]);
 
     // A verified event that cannot be applied is a 500, for Stripe to deliver it again.
-    let event = common::stripe::event(
+    let event = crate::common::stripe::event(
         "evt_down",
         "checkout.session.expired",
         json!({ "id": "cs_test_down", "object": "checkout.session",

@@ -1,13 +1,11 @@
 //! Payments against a fake Stripe API started in each test: onboarding, Checkout, the signed
 //! webhook (idempotent, never backwards), expiry by webhook and by sweep, refunds, admin view.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::stripe::{FakeStripe, ORIGIN, SECRET_KEY, event, signed};
+use crate::common::{Account, TestApp, error_code, error_field, profile_input, spawn_app_with};
 use chrono::Duration as ChronoDuration;
-use common::stripe::{FakeStripe, ORIGIN, SECRET_KEY, event, signed};
-use common::{Account, TestApp, error_code, error_field, profile_input, spawn_app_with};
 use serde_json::{Value, json};
 
 const PLATFORM_FEE_BPS: u32 = 1500;
@@ -648,7 +646,7 @@ async fn admins_list_payments_and_see_totals() {
 
 #[tokio::test]
 async fn without_stripe_settings_bookings_confirm_at_once_and_webhooks_are_not_served() {
-    let app = common::spawn_app().await;
+    let app = crate::common::spawn_app().await;
     let admin = app.admin().await;
     let (_, _, patient, id) = app.booked_pair(&admin, "PAY-OFF-1").await;
     let shown = appointment(&app, &patient.access, &id).await;

@@ -2,12 +2,10 @@
 //! cross from one instance to the other, an instance that vanishes leaves no ghosts, and a
 //! call goes on when its instance restarts and its two peers reconnect to another.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ws::{WsClient, accept_call, listen_for_signals, start_call};
-use common::*;
+use crate::common::ws::{WsClient, accept_call, listen_for_signals, start_call};
+use crate::common::*;
 use futures_util::future::join;
 use serde_json::{Value, json};
 

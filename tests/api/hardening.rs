@@ -3,10 +3,8 @@
 //! on one socket, amplifying queries and long filters. Each is refused with a clear code and
 //! the server keeps serving.
 
-mod common;
-
-use common::ws::Received;
-use common::*;
+use crate::common::ws::Received;
+use crate::common::*;
 use futures_util::future::join;
 use medilink::config::Config;
 use serde_json::{Value, json};

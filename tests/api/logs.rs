@@ -3,17 +3,15 @@
 //! leaves none of its secrets in any line, in any usual encoding; every line is JSON; and lines
 //! carry the id of their request or WebSocket connection, and its user.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::stripe::{FakeStripe, ORIGIN, event};
+use crate::common::ws::{accept_call, listen_for_signals, start_call};
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-use common::stripe::{FakeStripe, ORIGIN, event};
-use common::ws::{accept_call, listen_for_signals, start_call};
-use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -3,14 +3,12 @@
 //! connection on the server, those of tests running beside it too (cargo runs test binaries
 //! one after another).
 
-mod common;
-
 use std::time::Duration;
 
-use common::gate::{tcp_gate, wait_for_readiness};
-use common::tls::TlsRedis;
-use common::ws::WsClient;
-use common::*;
+use crate::common::gate::{tcp_gate, wait_for_readiness};
+use crate::common::tls::TlsRedis;
+use crate::common::ws::WsClient;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const SIGNALS: &str = "subscription($id: ID!) { signals(callId: $id) { sdp } }";

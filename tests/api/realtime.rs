@@ -1,12 +1,10 @@
 //! graphql-transport-ws: close codes, revocation, presence, calls, the signaling relay and
 //! notifications, through raw WebSockets.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ws::{Received, WsClient, accept_call, listen_for_signals};
-use common::*;
+use crate::common::ws::{Received, WsClient, accept_call, listen_for_signals};
+use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 

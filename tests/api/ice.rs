@@ -2,11 +2,9 @@
 //! checked against an HMAC-SHA1 computed here from the SHA-1 primitive (RFC 2104), not by the
 //! server's HMAC code.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use medilink::config::Secret;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};

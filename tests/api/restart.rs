@@ -1,11 +1,9 @@
 //! Stopping one instance (SIGTERM in production, `TestApp::shutdown` here): in-flight requests
 //! finish, new connections are refused, sockets are sent away with 1001, and alone (without
-//! Redis) the instance ends its calls. The two-instance hand-over is in tests/instances.rs.
+//! Redis) the instance ends its calls. The two-instance hand-over is in tests/api/instances.rs.
 
-mod common;
-
-use common::ws::{WsClient, accept_call, start_call};
-use common::*;
+use crate::common::ws::{WsClient, accept_call, start_call};
+use crate::common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

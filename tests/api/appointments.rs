@@ -1,10 +1,8 @@
 //! Schedules, free slots across time zones and daylight saving, race-proof booking, the
 //! appointment lifecycle, and reviews.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use common::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 

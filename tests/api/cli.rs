@@ -1,15 +1,13 @@
 //! The binary: configuration errors, create-admin, migrate, print-schema, graceful shutdown.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::ws::WsClient;
-use common::*;
+use crate::common::ws::WsClient;
+use crate::common::*;
 use serde_json::json;
 use sqlx::Connection;
 
@@ -306,7 +304,7 @@ async fn a_postgresql_certificate_that_does_not_verify_stops_start_up_with_one_l
     let dir = tempfile::tempdir().unwrap();
     let (url, certificate) = postgres_and_its_certificate().await;
     let separator = if url.contains('?') { '&' } else { '?' };
-    let wrong = common::tls::TestCa::new("Not the PostgreSQL server's CA");
+    let wrong = crate::common::tls::TestCa::new("Not the PostgreSQL server's CA");
     let output = migrate(
         dir.path(),
         &format!(
@@ -344,7 +342,7 @@ async fn a_postgresql_certificate_that_does_not_verify_stops_start_up_with_one_l
 #[ignore = "needs Redis"]
 async fn a_redis_certificate_that_does_not_verify_stops_start_up_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let redis = common::tls::TlsRedis::start();
+    let redis = crate::common::tls::TlsRedis::start();
     let serve = |vars: &[(&str, &str)]| {
         medilink(dir.path())
             .arg("serve")
@@ -355,7 +353,7 @@ async fn a_redis_certificate_that_does_not_verify_stops_start_up_with_one_line()
             .output()
             .unwrap()
     };
-    let wrong = common::tls::TestCa::new("Not the Redis server's CA");
+    let wrong = crate::common::tls::TestCa::new("Not the Redis server's CA");
     let output = serve(&[("MEDILINK_REDIS_CA_FILE", wrong.cert.to_str().unwrap())]);
     assert_clear_failure(&output, "MEDILINK_REDIS_URL");
     let err = stderr(&output);
@@ -498,7 +496,7 @@ async fn create_admin_reads_the_password_from_stdin_or_the_environment() {
     assert_clear_failure(&short, "password");
 
     // The admins sign in over the API of a server on the same database.
-    let app = common::spawn_app_with(|config| config.database_url = url.clone()).await;
+    let app = crate::common::spawn_app_with(|config| config.database_url = url.clone()).await;
     for (email, password) in [
         ("root@example.com", "stdin password 1"),
         ("ops@example.com", "env password 2"),

@@ -1,12 +1,10 @@
 //! Doctor search over generated doctors: every filter and sort checked against the same filter
 //! computed here, every page walked, and the cost of a page in database calls.
 
-mod common;
-
 use std::cmp::Ordering;
 
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use futures_util::StreamExt;
 use medilink::db::Pool;
 use serde_json::{Value, json};

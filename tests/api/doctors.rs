@@ -1,8 +1,6 @@
 //! Doctor onboarding, verification, licence downloads and the profile rules.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

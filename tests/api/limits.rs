@@ -2,10 +2,8 @@
 //! sign-in backoff, X-Forwarded-For from trusted proxies only, WebSocket connections per
 //! address, and signal and chat floods. Waits are skipped with the server's clock.
 
-mod common;
-
-use common::ws::WsClient;
-use common::*;
+use crate::common::ws::WsClient;
+use crate::common::*;
 use medilink::config::Config;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;

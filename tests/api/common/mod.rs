@@ -1,6 +1,5 @@
 //! Shared test harness: a real server on port 0 with a fresh database (a temporary SQLite file,
 //! or a new PostgreSQL database when MEDILINK_TEST_DATABASE_URL is set).
-#![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod gate;
 pub mod stripe;
@@ -27,7 +26,7 @@ use uuid::Uuid;
 pub const PASSWORD: &str = "correct horse battery";
 
 /// A server reached over the network only: the flows of the public API work against any
-/// server, whether in this process or the real binary (tests/logs.rs).
+/// server, whether in this process or the real binary (tests/api/logs.rs).
 pub struct Api {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
@@ -92,7 +91,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// Tests sign up, sign in and connect many times from 127.0.0.1: the per-address and
-/// per-account limits are lifted (tests/limits.rs sets its own); signals and chat keep theirs.
+/// per-account limits are lifted (tests/api/limits.rs sets its own); signals and chat keep theirs.
 fn unlimited_sign_ins(config: &mut Config) {
     let unlimited = Rate::new(1_000_000, 1);
     config.limit_login_per_ip = unlimited;

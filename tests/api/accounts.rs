@@ -1,8 +1,6 @@
 //! Accounts over GraphQL: registration, sign-in, refresh, logout, blocking, the user list.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::json;
 

@@ -1,8 +1,6 @@
 //! Chat: appointment channels, direct messages, the lobby, paging, limits and live delivery.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const SEND: &str = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id body channel sender { id } } }";

@@ -1,8 +1,6 @@
 //! The HTTP surface: bad input of every kind, limits, probes, GraphiQL and the schema file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn register_input(overrides: Value) -> Value {

@@ -1,11 +1,9 @@
 //! PostgreSQL over TLS: the server's connections are encrypted and verified, and `/readyz`
-//! follows an encrypted connection that drops. (Redis over TLS: tests/redis_recovery.rs;
-//! settings that stop start-up: tests/cli.rs.)
+//! follows an encrypted connection that drops. (Redis over TLS: tests/api/redis_recovery.rs;
+//! settings that stop start-up: tests/api/cli.rs.)
 
-mod common;
-
-use common::gate::{tcp_gate, wait_for_readiness};
-use common::*;
+use crate::common::gate::{tcp_gate, wait_for_readiness};
+use crate::common::*;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 

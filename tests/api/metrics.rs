@@ -1,14 +1,12 @@
 //! `GET /metrics`: each instance has a registry of its own, so a fresh one gives exact figures
 //! for what a test did to it.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::stripe::{FakeStripe, ORIGIN, event, signed};
-use common::ws::{accept_call, listen_for_signals, start_call};
-use common::*;
+use crate::common::stripe::{FakeStripe, ORIGIN, event, signed};
+use crate::common::ws::{accept_call, listen_for_signals, start_call};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
