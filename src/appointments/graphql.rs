@@ -1,19 +1,19 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
-use super::model::{Appointment, AppointmentFilter, AppointmentStatus, BookAppointmentInput};
+use super::model::{Appointment, AppointmentFilter, AppointmentStatus, BookingRequest};
 use super::service;
 use crate::auth::Role;
 use crate::doctors::model::{Doctor, Money};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
+use crate::graphql::ids::parse_id;
 use crate::graphql::loaders::{
     DoctorLoader, PaymentLoader, ReviewLoader, UserLoader, loader, prefetch,
 };
-use crate::graphql::parse_id;
 use crate::graphql::scalars::Date;
 use crate::pagination::{PageArgs, page_complexity};
 use crate::payments;
@@ -88,7 +88,13 @@ impl AppointmentsMutation {
         ctx: &Context<'_>,
         input: BookAppointmentInput,
     ) -> AppResult<Appointment> {
-        service::book(state(ctx), viewer(ctx).await?, input).await
+        let viewer = viewer(ctx).await?;
+        let request = BookingRequest {
+            doctor_id: parse_id(&input.doctor_id, "doctorId")?,
+            starts_at: input.starts_at,
+            reason: input.reason,
+        };
+        service::book(state(ctx), viewer, request).await
     }
 
     /// Cancels: the patient until the doctor's cancellation notice before the start, the doctor
@@ -236,4 +242,14 @@ impl Appointment {
     async fn review(&self, ctx: &Context<'_>) -> AppResult<Option<Review>> {
         loader::<ReviewLoader>(ctx).load_one(self.id).await
     }
+}
+
+#[derive(InputObject)]
+pub struct BookAppointmentInput {
+    pub doctor_id: ID,
+    /// Exactly the start of one of the doctor's free slots (see `availableSlots`).
+    pub starts_at: DateTime<Utc>,
+    /// What the consultation is about, up to 1000 characters.
+    #[graphql(default)]
+    pub reason: String,
 }

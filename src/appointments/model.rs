@@ -72,13 +72,10 @@ pub struct Appointment {
     pub payment_due_at: Option<DateTime<Utc>>,
 }
 
-#[derive(InputObject)]
-pub struct BookAppointmentInput {
-    pub doctor_id: async_graphql::ID,
-    /// Exactly the start of one of the doctor's free slots (see `availableSlots`).
+/// A patient's request for one of a doctor's free slots.
+pub struct BookingRequest {
+    pub doctor_id: Uuid,
     pub starts_at: DateTime<Utc>,
-    /// What the consultation is about, up to 1000 characters.
-    #[graphql(default)]
     pub reason: String,
 }
 

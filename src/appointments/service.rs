@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use uuid::Uuid;
 
 use super::model::{
-    Action, Appointment, AppointmentFilter, AppointmentStatus, BookAppointmentInput, Booking,
+    Action, Appointment, AppointmentFilter, AppointmentStatus, Booking, BookingRequest,
     NewAppointment, Party,
 };
 use super::repo;
@@ -86,10 +86,10 @@ fn start_of_day(zone: Tz, date: NaiveDate) -> DateTime<Utc> {
 pub async fn book(
     state: &AppState,
     viewer: AuthUser,
-    input: BookAppointmentInput,
+    input: BookingRequest,
 ) -> AppResult<Appointment> {
     viewer.require(Role::Patient)?;
-    let doctor_id = crate::graphql::parse_id(&input.doctor_id, "doctorId")?;
+    let doctor_id = input.doctor_id;
     let reason = reason(&input.reason)?;
     let doctor = doctors::service::get(state, None, doctor_id).await?;
     let schedule = scheduling::service::get(state, doctor.id)

@@ -1,13 +1,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object, Subscription};
+use async_graphql::{Context, ID, Object, OneofObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
 use super::model::{
-    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, IceCandidate, SendSignalInput,
-    Signal, SignalKind, StartCallInput,
+    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, CallTarget, IceCandidate,
+    SendSignalInput, Signal, SignalKind,
 };
 use super::service;
 use crate::appointments;
@@ -18,8 +18,8 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
 use crate::graphql::dormant::user_events;
+use crate::graphql::ids::parse_id;
 use crate::graphql::loaders::{DoctorLoader, UserLoader, loader, prefetch};
-use crate::graphql::parse_id;
 use crate::pagination::{PageArgs, page_complexity};
 use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent};
 use crate::users::model::User;
@@ -83,7 +83,14 @@ impl CallsMutation {
     /// Rings a doctor who is ONLINE (patients), or the other party of a confirmed appointment
     /// in its window. Of two callers racing for one doctor, one rings and one gets CONFLICT.
     async fn start_call(&self, ctx: &Context<'_>, input: StartCallInput) -> AppResult<Call> {
-        service::start(state(ctx), viewer(ctx).await?, input).await
+        let viewer = viewer(ctx).await?;
+        let target = match input {
+            StartCallInput::DoctorId(id) => CallTarget::Doctor(parse_id(&id, "doctorId")?),
+            StartCallInput::AppointmentId(id) => {
+                CallTarget::Appointment(parse_id(&id, "appointmentId")?)
+            }
+        };
+        service::start(state(ctx), viewer, target).await
     }
 
     /// The callee accepts or declines.
@@ -304,4 +311,12 @@ impl DoctorStatusEvent {
     async fn at(&self) -> DateTime<Utc> {
         self.at
     }
+}
+
+#[derive(OneofObject)]
+pub enum StartCallInput {
+    /// Call an ONLINE doctor now (patients only).
+    DoctorId(ID),
+    /// Call the other party of a confirmed appointment, from 10 minutes before its start.
+    AppointmentId(ID),
 }

@@ -1,4 +1,4 @@
-use async_graphql::{Enum, ID, InputObject, OneofObject, SimpleObject};
+use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -93,12 +93,13 @@ pub struct CallEvent {
     pub call: Call,
 }
 
-#[derive(OneofObject)]
-pub enum StartCallInput {
-    /// Call an ONLINE doctor now (patients only).
-    DoctorId(ID),
-    /// Call the other party of a confirmed appointment, from 10 minutes before its start.
-    AppointmentId(ID),
+/// Whom a call rings.
+#[derive(Clone, Copy, Debug)]
+pub enum CallTarget {
+    /// An ONLINE doctor, now (patients only).
+    Doctor(Uuid),
+    /// The other party of a confirmed appointment, from 10 minutes before its start.
+    Appointment(Uuid),
 }
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

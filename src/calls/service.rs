@@ -11,8 +11,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{
-    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, LiveCalls, SendSignalInput, Signal,
-    SignalKind, StartCallInput,
+    Call, CallEndReason, CallEvent, CallEventKind, CallStatus, CallTarget, LiveCalls,
+    SendSignalInput, Signal, SignalKind,
 };
 use super::repo;
 use crate::appointments;
@@ -21,7 +21,7 @@ use crate::auth::{AuthUser, Role};
 use crate::doctors;
 use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
-use crate::graphql::parse_id;
+use crate::graphql::ids::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::realtime::bus::{Event, Topic};
 use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent, PresenceError};
@@ -65,12 +65,12 @@ pub async fn set_doctor_status(
         })
 }
 
-pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) -> AppResult<Call> {
+pub async fn start(state: &AppState, viewer: AuthUser, target: CallTarget) -> AppResult<Call> {
     let now = state.clock.now();
-    let call = match input {
-        StartCallInput::DoctorId(id) => {
+    let call = match target {
+        CallTarget::Doctor(doctor_id) => {
             viewer.require(Role::Patient)?;
-            let doctor = doctors::service::get(state, None, parse_id(&id, "doctorId")?).await?;
+            let doctor = doctors::service::get(state, None, doctor_id).await?;
             match state
                 .realtime
                 .presence
@@ -93,9 +93,8 @@ pub async fn start(state: &AppState, viewer: AuthUser, input: StartCallInput) ->
                 now,
             )
         }
-        StartCallInput::AppointmentId(id) => {
-            let appointment =
-                appointments::service::get(state, viewer, parse_id(&id, "appointmentId")?).await?;
+        CallTarget::Appointment(appointment_id) => {
+            let appointment = appointments::service::get(state, viewer, appointment_id).await?;
             if !matches!(
                 appointment.status,
                 AppointmentStatus::Confirmed | AppointmentStatus::InProgress

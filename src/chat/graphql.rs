@@ -1,14 +1,15 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object, Subscription};
+use async_graphql::{Context, ID, InputObject, Object, OneofObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
-use super::model::{ChatChannelInput, ChatMessage, SendMessageInput};
+use super::model::{Channel, ChatMessage};
 use super::service;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
+use crate::graphql::ids::parse_id;
 use crate::graphql::loaders::{UserLoader, loader, prefetch};
 use crate::users::model::User;
 
@@ -27,8 +28,8 @@ impl ChatQuery {
         before: Option<String>,
     ) -> AppResult<Connection<ChatMessage>> {
         let state = state(ctx);
-        let (key, page) =
-            service::history(state, viewer(ctx).await?, &channel, last, before).await?;
+        let viewer = viewer(ctx).await?;
+        let (key, page) = service::history(state, viewer, channel.parse()?, last, before).await?;
         prefetch::<UserLoader>(ctx, "sender", page.edges.iter().map(|(_, m)| m.sender_id)).await?;
         let (state, key) = (state.clone(), Arc::new(key));
         Ok(connection(
@@ -51,7 +52,8 @@ impl ChatMutation {
         ctx: &Context<'_>,
         input: SendMessageInput,
     ) -> AppResult<ChatMessage> {
-        service::send(state(ctx), viewer(ctx).await?, &input.channel, &input.body).await
+        let viewer = viewer(ctx).await?;
+        service::send(state(ctx), viewer, input.channel.parse()?, &input.body).await
     }
 }
 
@@ -66,7 +68,8 @@ impl ChatSubscription {
         ctx: &Context<'_>,
         channel: ChatChannelInput,
     ) -> async_graphql::Result<impl Stream<Item = ChatMessage>> {
-        Ok(service::added(state(ctx), viewer(ctx).await?, &channel).await?)
+        let viewer = viewer(ctx).await?;
+        Ok(service::added(state(ctx), viewer, channel.parse()?).await?)
     }
 }
 
@@ -95,4 +98,37 @@ impl ChatMessage {
     async fn created_at(&self) -> DateTime<Utc> {
         self.created_at
     }
+}
+
+#[derive(OneofObject, Clone)]
+pub enum ChatChannelInput {
+    /// The chat of one appointment, for its doctor and patient.
+    AppointmentId(ID),
+    /// Direct messages with this user.
+    UserId(ID),
+    /// The lobby, open to everyone signed in (pass `true`).
+    Lobby(bool),
+}
+
+impl ChatChannelInput {
+    fn parse(&self) -> AppResult<Channel> {
+        Ok(match self {
+            Self::AppointmentId(id) => Channel::Appointment(parse_id(id, "appointmentId")?),
+            Self::UserId(id) => Channel::Direct(parse_id(id, "userId")?),
+            Self::Lobby(true) => Channel::Lobby,
+            Self::Lobby(false) => {
+                return Err(AppError::bad_input(
+                    "channel",
+                    "pass lobby: true for the lobby",
+                ));
+            }
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct SendMessageInput {
+    pub channel: ChatChannelInput,
+    /// 1 to 4000 characters.
+    pub body: String,
 }

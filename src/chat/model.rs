@@ -1,23 +1,16 @@
-use async_graphql::{ID, InputObject, OneofObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(OneofObject, Clone)]
-pub enum ChatChannelInput {
+/// A chat channel as a client names it.
+#[derive(Clone, Copy, Debug)]
+pub enum Channel {
     /// The chat of one appointment, for its doctor and patient.
-    AppointmentId(ID),
+    Appointment(Uuid),
     /// Direct messages with this user.
-    UserId(ID),
-    /// The lobby, open to everyone signed in (pass `true`).
-    Lobby(bool),
-}
-
-#[derive(InputObject)]
-pub struct SendMessageInput {
-    pub channel: ChatChannelInput,
-    /// 1 to 4000 characters.
-    pub body: String,
+    Direct(Uuid),
+    /// The lobby, open to everyone signed in.
+    Lobby,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow, Serialize, Deserialize)]

@@ -6,14 +6,13 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use uuid::Uuid;
 
-use super::model::{ChatChannelInput, ChatMessage};
+use super::model::{Channel, ChatMessage};
 use super::repo;
 use crate::appointments;
 use crate::auth::{AuthUser, Role};
 use crate::calls;
 use crate::doctors;
 use crate::error::{AppError, AppResult};
-use crate::graphql::parse_id;
 use crate::pagination::{Page, decode_time_id, encode_cursor, time_id};
 use crate::realtime::bus::{Event, Topic};
 use crate::state::AppState;
@@ -23,20 +22,11 @@ const BODY_MAX_CHARS: usize = 4000;
 const MAX_PAGE: usize = 100;
 
 /// The key of a channel the viewer may use; FORBIDDEN (or NOT_FOUND) otherwise.
-pub async fn channel(
-    state: &AppState,
-    viewer: AuthUser,
-    channel: &ChatChannelInput,
-) -> AppResult<String> {
+pub async fn channel(state: &AppState, viewer: AuthUser, channel: Channel) -> AppResult<String> {
     match channel {
-        ChatChannelInput::Lobby(true) => Ok("lobby".into()),
-        ChatChannelInput::Lobby(false) => Err(AppError::bad_input(
-            "channel",
-            "pass lobby: true for the lobby",
-        )),
-        ChatChannelInput::AppointmentId(id) => {
-            let appointment =
-                appointments::service::get(state, viewer, parse_id(id, "appointmentId")?).await?;
+        Channel::Lobby => Ok("lobby".into()),
+        Channel::Appointment(id) => {
+            let appointment = appointments::service::get(state, viewer, id).await?;
             let doctor_user = doctor_user(state, appointment.doctor_id).await?;
             if viewer.id != appointment.patient_id && viewer.id != doctor_user {
                 return Err(AppError::forbidden(
@@ -45,8 +35,7 @@ pub async fn channel(
             }
             Ok(format!("appointment:{}", appointment.id))
         }
-        ChatChannelInput::UserId(id) => {
-            let other = parse_id(id, "userId")?;
+        Channel::Direct(other) => {
             if other == viewer.id {
                 return Err(AppError::bad_input("userId", "that is you"));
             }
@@ -85,7 +74,7 @@ async fn doctor_user(state: &AppState, doctor_id: Uuid) -> AppResult<Uuid> {
 pub async fn send(
     state: &AppState,
     viewer: AuthUser,
-    channel_input: &ChatChannelInput,
+    channel_input: Channel,
     body: &str,
 ) -> AppResult<ChatMessage> {
     let body = body.trim();
@@ -126,7 +115,7 @@ pub async fn send(
 pub async fn history(
     state: &AppState,
     viewer: AuthUser,
-    channel_input: &ChatChannelInput,
+    channel_input: Channel,
     last: Option<i32>,
     before: Option<String>,
 ) -> AppResult<(String, Page<ChatMessage>)> {
@@ -171,7 +160,7 @@ pub async fn count(state: &AppState, channel: &str) -> AppResult<i64> {
 pub async fn added(
     state: &AppState,
     viewer: AuthUser,
-    channel_input: &ChatChannelInput,
+    channel_input: Channel,
 ) -> AppResult<BoxStream<'static, ChatMessage>> {
     let channel = channel(state, viewer, channel_input).await?;
     let bus = &state.realtime.bus;

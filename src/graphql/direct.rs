@@ -31,7 +31,7 @@ use crate::auth::AuthUser;
 use crate::calls::model::{IceCandidate, SendSignalInput, Signal, SignalKind};
 use crate::calls::service;
 use crate::error::AppError;
-use crate::graphql::parse_id;
+use crate::graphql::ids::parse_id;
 use crate::state::AppState;
 
 /// A document the WebSocket can serve itself.

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod dormant;
 pub mod execution;
 pub mod guard;
+pub mod ids;
 mod introspection;
 pub mod loaders;
 mod nul;
@@ -14,15 +15,14 @@ pub mod scalars;
 
 use std::sync::Arc;
 
-use async_graphql::{ID, MergedObject, MergedSubscription, Request, Response, Schema, ServerError};
-use uuid::Uuid;
+use async_graphql::{MergedObject, MergedSubscription, Request, Response, Schema, ServerError};
 
 use crate::appointments::graphql::{AppointmentsMutation, AppointmentsQuery};
 use crate::calls::graphql::{CallsMutation, CallsQuery, CallsSubscription};
 use crate::chat::graphql::{ChatMutation, ChatQuery, ChatSubscription};
 use crate::config::Config;
 use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::ErrorCode;
 use crate::ice::graphql::IceQuery;
 use crate::notifications::graphql::NotificationsSubscription;
 use crate::payments::graphql::{PaymentsMutation, PaymentsQuery};
@@ -73,11 +73,6 @@ pub fn build(state: AppState) -> AppSchema {
 /// What one operation carries besides the schema's data: who asks, and its own loaders.
 pub fn with_request_data(request: Request, state: &AppState, session: Arc<Session>) -> Request {
     request.data(session).data(Loaders::new(state.clone()))
-}
-
-/// The UUID inside a GraphQL `ID` argument.
-pub fn parse_id(id: &ID, field: &'static str) -> AppResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| AppError::bad_input(field, "not a valid id"))
 }
 
 /// The schema in SDL, as `medilink print-schema` prints it and `schema.graphql` holds it.

@@ -1,11 +1,10 @@
 use std::sync::Arc;
 
-use async_graphql::{ComplexObject, Context, ID, Object};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::model::{
-    CheckoutSession, CheckoutSessionInput, Payment, PaymentFilter, PaymentTotals,
-    PayoutOnboardingInput,
+    CheckoutSession, NewCheckout, Payment, PaymentFilter, PaymentTotals, PayoutOnboardingInput,
 };
 use super::service;
 use crate::appointments;
@@ -13,6 +12,7 @@ use crate::appointments::model::Appointment;
 use crate::error::AppResult;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
+use crate::graphql::ids::parse_id;
 use crate::pagination::{PageArgs, page_complexity};
 
 #[derive(Default)]
@@ -67,7 +67,13 @@ impl PaymentsMutation {
         ctx: &Context<'_>,
         input: CheckoutSessionInput,
     ) -> AppResult<CheckoutSession> {
-        service::checkout_session(state(ctx), viewer(ctx).await?, &input).await
+        let viewer = viewer(ctx).await?;
+        let checkout = NewCheckout {
+            appointment_id: parse_id(&input.appointment_id, "appointmentId")?,
+            success_url: input.success_url,
+            cancel_url: input.cancel_url,
+        };
+        service::checkout_session(state(ctx), viewer, &checkout).await
     }
 
     /// A link to Stripe's onboarding for the signed-in doctor's payouts; the Stripe account is
@@ -90,4 +96,14 @@ impl Payment {
     async fn appointment(&self, ctx: &Context<'_>) -> AppResult<Appointment> {
         appointments::service::get(state(ctx), viewer(ctx).await?, self.appointment_id).await
     }
+}
+
+#[derive(InputObject)]
+pub struct CheckoutSessionInput {
+    pub appointment_id: ID,
+    /// Where Stripe sends the patient after paying; must be on one of the server's public
+    /// origins. `{CHECKOUT_SESSION_ID}` is replaced by Stripe.
+    pub success_url: String,
+    /// Where Stripe sends the patient who gives up; same origins.
+    pub cancel_url: String,
 }

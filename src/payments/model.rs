@@ -84,13 +84,11 @@ impl From<PaymentRow> for Payment {
     }
 }
 
-#[derive(InputObject)]
-pub struct CheckoutSessionInput {
-    pub appointment_id: async_graphql::ID,
-    /// Where Stripe sends the patient after paying; must be on one of the server's public
-    /// origins. `{CHECKOUT_SESSION_ID}` is replaced by Stripe.
+/// A patient's request for the Checkout page of their appointment, and where Stripe sends
+/// them back.
+pub struct NewCheckout {
+    pub appointment_id: Uuid,
     pub success_url: String,
-    /// Where Stripe sends the patient who gives up; same origins.
     pub cancel_url: String,
 }
 

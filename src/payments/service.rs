@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::events::{self, Effect};
 use super::gateway::{CheckoutRequest, Gateway};
 use super::model::{
-    CheckoutSession, CheckoutSessionInput, NewPayment, Payment, PaymentFilter, PaymentRow,
-    PaymentStatus, PaymentTotals, PayoutOnboardingInput,
+    CheckoutSession, NewCheckout, NewPayment, Payment, PaymentFilter, PaymentRow, PaymentStatus,
+    PaymentTotals, PayoutOnboardingInput,
 };
 use super::repo::{self, Settlement};
 use crate::appointments::model::{Appointment, AppointmentStatus};
@@ -113,10 +113,10 @@ pub async fn payout_onboarding_link(
 pub async fn checkout_session(
     state: &AppState,
     viewer: AuthUser,
-    input: &CheckoutSessionInput,
+    input: &NewCheckout,
 ) -> AppResult<CheckoutSession> {
     let gateway = gateway(state)?;
-    let appointment_id = crate::graphql::parse_id(&input.appointment_id, "appointmentId")?;
+    let appointment_id = input.appointment_id;
     check_redirect(state, "successUrl", &input.success_url)?;
     check_redirect(state, "cancelUrl", &input.cancel_url)?;
     let appointment = appointments::service::get(state, viewer, appointment_id).await?;

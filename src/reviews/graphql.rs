@@ -1,10 +1,11 @@
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
-use super::model::{Review, ReviewInput};
+use super::model::{NewReview, Review};
 use super::service;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{state, viewer};
+use crate::graphql::ids::parse_id;
 use crate::graphql::loaders::{UserLoader, loader};
 use crate::users::model::User;
 
@@ -15,8 +16,24 @@ pub struct ReviewsMutation;
 impl ReviewsMutation {
     /// Reviews a completed appointment, once, as its patient; the doctor's rating follows.
     async fn review_appointment(&self, ctx: &Context<'_>, input: ReviewInput) -> AppResult<Review> {
-        service::review(state(ctx), viewer(ctx).await?, input).await
+        let viewer = viewer(ctx).await?;
+        let review = NewReview {
+            appointment_id: parse_id(&input.appointment_id, "appointmentId")?,
+            rating: input.rating,
+            comment: input.comment,
+        };
+        service::review(state(ctx), viewer, review).await
     }
+}
+
+#[derive(InputObject)]
+pub struct ReviewInput {
+    pub appointment_id: ID,
+    /// 1 to 5.
+    pub rating: i32,
+    /// Up to 2000 characters.
+    #[graphql(default)]
+    pub comment: String,
 }
 
 #[Object]

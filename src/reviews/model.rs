@@ -1,4 +1,3 @@
-use async_graphql::{ID, InputObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -13,12 +12,9 @@ pub struct Review {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(InputObject)]
-pub struct ReviewInput {
-    pub appointment_id: ID,
-    /// 1 to 5.
+/// A patient's review of one of their completed appointments.
+pub struct NewReview {
+    pub appointment_id: Uuid,
     pub rating: i32,
-    /// Up to 2000 characters.
-    #[graphql(default)]
     pub comment: String,
 }

@@ -4,22 +4,21 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::model::{Review, ReviewInput};
+use super::model::{NewReview, Review};
 use super::repo;
 use crate::appointments;
 use crate::appointments::model::AppointmentStatus;
 use crate::auth::{AuthUser, Role};
 use crate::db::is_unique_violation;
 use crate::error::{AppError, AppResult};
-use crate::graphql::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::state::AppState;
 
 const COMMENT_MAX_CHARS: usize = 2000;
 
-pub async fn review(state: &AppState, viewer: AuthUser, input: ReviewInput) -> AppResult<Review> {
+pub async fn review(state: &AppState, viewer: AuthUser, input: NewReview) -> AppResult<Review> {
     viewer.require(Role::Patient)?;
-    let appointment_id = parse_id(&input.appointment_id, "appointmentId")?;
+    let appointment_id = input.appointment_id;
     if !(1..=5).contains(&input.rating) {
         return Err(AppError::bad_input("rating", "the rating must be 1 to 5"));
     }

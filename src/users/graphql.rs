@@ -9,7 +9,7 @@ use crate::auth::{AuthUser, Role};
 use crate::error::AppResult;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{client_ip, optional_viewer, signed_in, state, viewer};
-use crate::graphql::parse_id;
+use crate::graphql::ids::parse_id;
 use crate::pagination::{PageArgs, page_complexity};
 
 #[derive(Default)]
