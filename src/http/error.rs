@@ -8,8 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, json};
 
 use super::REQUEST_ID;
-use super::graphql::JSON;
 use crate::error::{AppError, ErrorCode};
+
+/// The media type of every JSON body the HTTP surface sends.
+pub(super) const JSON: &str = "application/json; charset=utf-8";
 
 tokio::task_local! {
     /// The id of the request being answered: an INTERNAL error's body gives it, as in GraphQL.

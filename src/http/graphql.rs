@@ -20,8 +20,9 @@ use futures_util::io::Cursor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::error::{self, JSON};
 use super::extract::bearer_token;
-use super::{HttpState, REQUEST_ID, error};
+use super::{HttpState, REQUEST_ID};
 use crate::error::AppError;
 use crate::graphql::context::Session;
 use crate::graphql::documents::{Prepared, is_request_error};
@@ -34,7 +35,6 @@ const FAVICON: &str = "<link rel=\"icon\" href=\"https://graphql.org/favicon.ico
 /// Where `MEDILINK_GRAPHIQL_ASSETS` is served (see the router).
 pub const LOCAL_ASSETS: &str = "/graphql/assets";
 
-pub(super) const JSON: &str = "application/json; charset=utf-8";
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json; charset=utf-8";
 
 fn graphiql(state: &HttpState) -> Html<String> {
