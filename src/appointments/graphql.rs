@@ -94,7 +94,7 @@ impl AppointmentsMutation {
             starts_at: input.starts_at,
             reason: input.reason,
         };
-        service::book(state(ctx), viewer, request).await
+        service::book(state(ctx), &payments::service::Payments, viewer, request).await
     }
 
     /// Cancels: the patient until the doctor's cancellation notice before the start, the doctor
@@ -109,6 +109,7 @@ impl AppointmentsMutation {
     ) -> AppResult<Appointment> {
         service::cancel(
             state(ctx),
+            &payments::service::Payments,
             viewer(ctx).await?,
             parse_id(&id, "id")?,
             &reason,

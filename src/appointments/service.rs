@@ -9,6 +9,7 @@ use super::model::{
     Action, Appointment, AppointmentFilter, AppointmentStatus, Booking, BookingRequest,
     NewAppointment, Party,
 };
+use super::payment::PaymentPolicy;
 use super::repo;
 use crate::auth::{AuthUser, Role};
 use crate::doctors;
@@ -17,7 +18,6 @@ use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, time_id};
-use crate::payments;
 use crate::scheduling::model::{Schedule, Slot};
 use crate::scheduling::{self, slots};
 use crate::state::AppState;
@@ -85,6 +85,7 @@ fn start_of_day(zone: Tz, date: NaiveDate) -> DateTime<Utc> {
 
 pub async fn book(
     state: &AppState,
+    payments: &dyn PaymentPolicy,
     viewer: AuthUser,
     input: BookingRequest,
 ) -> AppResult<Appointment> {
@@ -99,7 +100,7 @@ pub async fn book(
         })?;
     let now = state.clock.now();
     let slot = bookable_slot(state, &schedule, input.starts_at, now, None).await?;
-    let payment_due_at = payments::service::payment_due(state, &doctor, now)?;
+    let payment_due_at = payments.payment_due(state, &doctor, now)?;
     let new = NewAppointment {
         id: Uuid::now_v7(),
         doctor_id: doctor.id,
@@ -298,6 +299,7 @@ async fn actor(state: &AppState, viewer: AuthUser, appointment: &Appointment) ->
 /// slot is free again at once, and a paid appointment cancelled in time is refunded.
 pub async fn cancel(
     state: &AppState,
+    payments: &dyn PaymentPolicy,
     viewer: AuthUser,
     id: Uuid,
     reason_text: &str,
@@ -339,7 +341,9 @@ pub async fn cancel(
         now,
     )
     .await?;
-    payments::service::cancelled(state, &cancelled, kept_because.is_empty(), &kept_because).await?;
+    payments
+        .cancelled(state, &cancelled, kept_because.is_empty(), &kept_because)
+        .await?;
     let when = cancelled.starts_at.format("%Y-%m-%d %H:%M UTC");
     let message = format!("The appointment on {when} was cancelled");
     notify_other(

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 use super::events::{self, Effect};
@@ -14,6 +15,7 @@ use super::model::{
 };
 use super::repo::{self, Settlement};
 use crate::appointments::model::{Appointment, AppointmentStatus};
+use crate::appointments::payment::PaymentPolicy;
 use crate::auth::{AuthUser, Role};
 use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
@@ -34,9 +36,33 @@ fn provider_failed(error: super::gateway::GatewayError) -> AppError {
     AppError::upstream("the payment provider did not answer; try again", error)
 }
 
+/// Payments as booking and cancelling see them (see [`PaymentPolicy`]).
+pub struct Payments;
+
+impl PaymentPolicy for Payments {
+    fn payment_due(
+        &self,
+        state: &AppState,
+        doctor: &Doctor,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<DateTime<Utc>>> {
+        payment_due(state, doctor, now)
+    }
+
+    fn cancelled<'a>(
+        &'a self,
+        state: &'a AppState,
+        appointment: &'a Appointment,
+        refund: bool,
+        kept_because: &'a str,
+    ) -> BoxFuture<'a, AppResult<()>> {
+        Box::pin(cancelled(state, appointment, refund, kept_because))
+    }
+}
+
 /// Until when a new booking with `doctor` holds its slot unpaid; `None` when it needs no
 /// payment (payments off, or a free consultation).
-pub fn payment_due(
+fn payment_due(
     state: &AppState,
     doctor: &Doctor,
     now: DateTime<Utc>,
@@ -375,7 +401,7 @@ async fn send_refund(state: &AppState, payment: &PaymentRow) {
 
 /// Settles the money of an appointment that was just cancelled: refunded in full when
 /// `refund`, otherwise kept with `kept_because` as its note.
-pub async fn cancelled(
+async fn cancelled(
     state: &AppState,
     appointment: &Appointment,
     refund: bool,
