@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
+use crate::calls::live::LiveCallCache;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::db::{ConnectError, Db};
@@ -117,6 +118,7 @@ impl Application {
             None => None,
         };
         let grace = Duration::from_secs(config.call_grace_secs);
+        let live_calls = LiveCallCache::default();
         let realtime = match &config.redis_url {
             Some(url) => {
                 let redis_error = |e| StartupError::Redis(e, config.redis_ca_file.clone());
@@ -127,6 +129,10 @@ impl Application {
                     &config.redis_prefix,
                     Duration::from_millis(config.instance_expiry_ms),
                     grace,
+                    {
+                        let live_calls = live_calls.clone();
+                        Box::new(move |event| live_calls.observe(event))
+                    },
                 )
                 .await
                 .map_err(redis_error)?
@@ -143,6 +149,7 @@ impl Application {
             config: Arc::new(config),
             clock,
             realtime,
+            live_calls,
             payments,
             shutdown: Shutdown::default(),
             metrics,

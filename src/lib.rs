@@ -11,6 +11,7 @@ pub mod db;
 pub mod doctors;
 pub mod enum_name;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod ice;

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
+use crate::calls::live::LiveCallCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub realtime: Realtime,
+    /// This instance's live calls (see `calls::live`).
+    pub live_calls: LiveCallCache,
     pub limits: Arc<Limits>,
     /// Stripe, when payments are configured.
     pub payments: Option<Arc<Gateway>>,

@@ -15,13 +15,13 @@ use crate::appointments::model::Appointment;
 use crate::doctors;
 use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
+use crate::events::{DoctorStatus, DoctorStatusEvent};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
 use crate::graphql::dormant::user_events;
 use crate::graphql::ids::parse_id;
 use crate::graphql::loaders::{DoctorLoader, UserLoader, loader, prefetch};
 use crate::pagination::{PageArgs, page_complexity};
-use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent};
 use crate::users::model::User;
 
 #[derive(Default)]

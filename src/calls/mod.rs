@@ -2,6 +2,7 @@
 //! and the WebRTC signaling relay between the two participants.
 
 pub mod graphql;
+pub mod live;
 pub mod model;
 mod repo;
 pub mod service;

@@ -21,10 +21,12 @@ use crate::auth::{AuthUser, Role};
 use crate::doctors;
 use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
+use crate::events::{DoctorStatus, DoctorStatusEvent};
 use crate::graphql::ids::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
-use crate::realtime::bus::{Event, Topic};
-use crate::realtime::presence::{DoctorStatus, DoctorStatusEvent, PresenceError};
+use crate::realtime::bus::Topic;
+use crate::realtime::presence::PresenceError;
 use crate::state::AppState;
 
 const SDP_MAX_BYTES: usize = 64 * 1024;
@@ -439,29 +441,17 @@ fn forbidden() -> AppError {
 }
 
 fn live(state: &AppState, call_id: Uuid) -> Option<Call> {
-    let calls = state
-        .realtime
-        .live_calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let calls = state.live_calls.lock();
     calls.get(&call_id).cloned()
 }
 
 fn remember(state: &AppState, call: &Call) {
-    let mut calls = state
-        .realtime
-        .live_calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut calls = state.live_calls.lock();
     calls.insert(call.id, call.clone());
 }
 
 fn forget(state: &AppState, call_id: Uuid) {
-    let mut calls = state
-        .realtime
-        .live_calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut calls = state.live_calls.lock();
     calls.remove(&call_id);
 }
 

@@ -13,8 +13,9 @@ use crate::auth::{AuthUser, Role};
 use crate::calls;
 use crate::doctors;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::pagination::{Page, decode_time_id, encode_cursor, time_id};
-use crate::realtime::bus::{Event, Topic};
+use crate::realtime::bus::Topic;
 use crate::state::AppState;
 use crate::users;
 

@@ -10,12 +10,12 @@ use super::model::{
 };
 use super::service;
 use crate::error::{AppError, AppResult};
+use crate::events::DoctorStatus;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{optional_viewer, state, viewer};
 use crate::graphql::ids::parse_id;
 use crate::graphql::loaders::{LicenceLoader, UserLoader, loader, prefetch};
 use crate::pagination::{Page, PageArgs, page_complexity};
-use crate::realtime::presence::DoctorStatus;
 use crate::reviews::model::Review;
 use crate::scheduling::model::Schedule;
 use crate::users::model::User;

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::currency::Currency;
-use crate::realtime::presence::DoctorStatus;
+use crate::events::DoctorStatus;
 
 /// A doctor's profile as stored. The licence file lives apart from it.
 #[derive(Clone, Debug, sqlx::FromRow)]

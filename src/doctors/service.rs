@@ -15,9 +15,9 @@ use crate::auth::{AuthUser, Role};
 use crate::db::{self, is_unique_violation_on};
 use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
+use crate::events::DoctorStatus;
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, malformed_cursor, time_id};
-use crate::realtime::presence::DoctorStatus;
 use crate::state::AppState;
 use crate::users::model::User;
 

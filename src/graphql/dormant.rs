@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use uuid::Uuid;
 
-use crate::realtime::bus::{Event, Topic};
+use crate::events::Event;
+use crate::realtime::bus::Topic;
 use crate::state::AppState;
 
 /// Which dormant subscription an operation is.

@@ -25,8 +25,8 @@ use super::dormant::Given;
 use super::{AppSchema, guard, nul};
 use crate::auth::AuthUser;
 use crate::error::ErrorCode;
+use crate::events::Event;
 use crate::metrics::{self, Held, Metrics};
-use crate::realtime::bus::Event;
 use crate::state::AppState;
 
 /// Runs a query or mutation that came over HTTP, and records it; `candidate` is its document

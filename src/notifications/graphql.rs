@@ -8,9 +8,9 @@ use super::{Notification, NotificationKind};
 use crate::appointments;
 use crate::appointments::model::Appointment;
 use crate::error::AppResult;
+use crate::events::Event;
 use crate::graphql::context::{state, viewer};
 use crate::graphql::dormant::user_events;
-use crate::realtime::bus::Event;
 
 #[derive(Default)]
 pub struct NotificationsSubscription;

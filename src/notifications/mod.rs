@@ -2,35 +2,18 @@
 //! profile or account, delivered live over the event bus.
 
 pub mod graphql;
+pub mod model;
 
 use std::sync::Arc;
 
-use async_graphql::Enum;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use uuid::Uuid;
 
-use crate::realtime::bus::{Event, Topic};
+pub use model::{Notification, NotificationKind};
+
+use crate::events::Event;
+use crate::realtime::bus::Topic;
 use crate::state::AppState;
-
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NotificationKind {
-    AppointmentBooked,
-    AppointmentCancelled,
-    AppointmentRescheduled,
-    /// Sent by payments, once they are configured.
-    AppointmentPaid,
-    DoctorApproved,
-    DoctorRejected,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Notification {
-    pub kind: NotificationKind,
-    pub message: String,
-    pub appointment_id: Option<Uuid>,
-    pub at: DateTime<Utc>,
-}
 
 /// Sends `message` to `user_id`'s open connections.
 pub fn notify(

@@ -2,19 +2,15 @@
 //! default or over Redis (`super::redis_bus`) so that several instances share users.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::fanout::Subscribers;
-use super::presence::DoctorStatusEvent;
-use crate::calls::model::{CallEvent, Signal};
-use crate::chat::model::ChatMessage;
-use crate::notifications::Notification;
+use crate::events::Event;
 
 /// Where an event goes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -25,39 +21,6 @@ pub enum Topic {
     DoctorStatus,
     /// One chat channel, by its key.
     Chat(String),
-}
-
-/// Every variant is shared or small (three words at most): every subscriber of a topic
-/// receives a clone, and a queued event costs its size plus the queue's node.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Event {
-    DoctorStatus(#[serde(with = "shared")] Arc<DoctorStatusEvent>),
-    Call(#[serde(with = "shared")] Arc<CallEvent>),
-    Signal(#[serde(with = "shared")] Arc<Signal>),
-    Chat(#[serde(with = "shared")] Arc<ChatMessage>),
-    Notification(#[serde(with = "shared")] Arc<Notification>),
-    /// The user was logged out or blocked: their sockets on every instance must close.
-    Kick(Uuid),
-}
-
-// Every subscriber's queue holds events by value: a variant that grows them shows here.
-const _: () = assert!(std::mem::size_of::<Event>() <= 3 * std::mem::size_of::<usize>());
-
-/// Encodes an `Arc<T>` as its `T`, without serde's `rc` feature.
-mod shared {
-    use std::sync::Arc;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<T: Serialize, S: Serializer>(value: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
-        T::serialize(value, s)
-    }
-
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Arc<T>, D::Error> {
-        T::deserialize(d).map(Arc::new)
-    }
 }
 
 /// Keeps this instance receiving a topic's events from other instances while it lives.

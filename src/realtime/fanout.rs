@@ -6,7 +6,7 @@
 
 use futures_channel::mpsc;
 
-use super::bus::Event;
+use crate::events::Event;
 
 /// Events a subscriber may fall behind by before it misses new ones.
 const CAPACITY: usize = 64;

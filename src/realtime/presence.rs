@@ -14,31 +14,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_graphql::Enum;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::bus::{Event, EventBus, Topic};
+use super::bus::{EventBus, Topic};
 use super::shared_presence::{Change, SharedPresence};
 use crate::error::AppError;
-
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DoctorStatus {
-    /// Connected and taking calls.
-    Online,
-    /// In a call.
-    Busy,
-    Offline,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DoctorStatusEvent {
-    pub doctor_id: Uuid,
-    pub status: DoctorStatus,
-    pub at: DateTime<Utc>,
-}
+use crate::events::{DoctorStatus, DoctorStatusEvent, Event};
 
 /// An open WebSocket: resolves `kicked` when the server must close it (logout, block).
 pub struct Connection {

@@ -18,8 +18,9 @@ use redis::aio::ConnectionManager;
 use redis::io::tcp::TcpSettings;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::bus::{Event, EventBus, Hold, Topic};
+use super::bus::{EventBus, Hold, Topic};
 use super::fanout::Subscribers;
+use crate::events::Event;
 
 /// Publishes sent to Redis in one pipeline.
 const BATCH: usize = 256;

@@ -23,7 +23,7 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use super::presence::DoctorStatus;
+use crate::events::DoctorStatus;
 
 /// Shared by every script: is user U connected on a live instance, a doctor's status, and the
 /// record of lost connections.
