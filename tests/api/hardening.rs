@@ -720,23 +720,6 @@ async fn floods_before_init_leave_the_servers_memory_where_it_was() {
     assert_eq!(health.status(), 200);
 }
 
-/// A gauge's value on `/metrics`.
-async fn gauge(app: &TestApp, name: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} on /metrics"))
-}
-
 #[tokio::test]
 async fn the_document_cache_keeps_only_valid_documents_within_its_bytes() {
     let app = spawn_app().await;
@@ -746,15 +729,15 @@ async fn the_document_cache_keeps_only_valid_documents_within_its_bytes() {
             .await;
         assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
     }
-    assert_eq!(gauge(&app, "medilink_graphql_cached_documents").await, 0);
+    assert_eq!(app.metric("medilink_graphql_cached_documents").await, 0);
 
     let mut largest = 0;
     for i in 0..300 {
         let padded = format!("{{ __typename }} # {i} {}", "x".repeat(3 * 1024));
         app.ok(&padded, json!({}), None).await;
-        largest = largest.max(gauge(&app, "medilink_graphql_cached_document_bytes").await);
+        largest = largest.max(app.metric("medilink_graphql_cached_document_bytes").await);
     }
-    let documents = gauge(&app, "medilink_graphql_cached_documents").await;
+    let documents = app.metric("medilink_graphql_cached_documents").await;
     assert!((1..=256).contains(&documents), "{documents} documents");
     assert!(largest > 256 * 1024, "the cache was used: {largest} bytes");
     assert!(largest <= 512 * 1024, "{largest} bytes");

@@ -495,6 +495,11 @@ impl Api {
 
     /// Database calls the server has made so far, from `/metrics`.
     pub async fn db_calls(&self) -> u64 {
+        self.metric("medilink_db_calls_total").await
+    }
+
+    /// The value of an unlabelled series on `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
         let text = self
             .client
             .get(self.url("/metrics"))
@@ -505,9 +510,9 @@ impl Api {
             .await
             .unwrap();
         text.lines()
-            .find_map(|line| line.strip_prefix("medilink_db_calls_total "))
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|n| n.trim().parse().ok())
-            .expect("medilink_db_calls_total on /metrics")
+            .unwrap_or_else(|| panic!("{name} on /metrics"))
     }
 }
 
