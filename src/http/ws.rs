@@ -525,7 +525,6 @@ fn start(
     client: ClientIp,
     payload: SubscribePayload,
 ) -> Option<(Option<OperationType>, BoxStream<'static, Response>)> {
-    let session = Arc::new(Session::authenticated(user));
     if let Some(variables) = &payload.variables
         && let Some(direct) = state
             .documents
@@ -539,6 +538,8 @@ fn start(
         }
     }
     let mut request = payload.into_request().ok()?;
+    // Made only for the executor: the direct path, which relays signals, needs none.
+    let session = Arc::new(Session::authenticated(user));
     let candidate = match state.documents.prepare(&mut request) {
         Prepared::Refused(refused) => {
             return Some((None, stream::once(async { refused }).boxed()));
