@@ -1,7 +1,6 @@
 //! The binary: configuration errors, create-admin, migrate, print-schema, graceful shutdown.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -11,18 +10,11 @@ use crate::common::*;
 use serde_json::json;
 use sqlx::Connection;
 
-const BIN: &str = env!("CARGO_BIN_EXE_medilink");
 const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
 
 /// The binary with a clean `MEDILINK_*` environment, run in `dir`.
 fn medilink(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MEDILINK_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = binary(dir);
     command.env("MEDILINK_LOG", "warn");
     command
 }
@@ -546,12 +538,7 @@ fn help_describes_every_command() {
 #[tokio::test]
 async fn serve_stops_on_sigterm_sending_sockets_away_within_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = free_local_addr();
     let child = medilink(dir.path())
         .args(["serve", "--dev"])
         .env("MEDILINK_BIND", addr.to_string())

@@ -671,19 +671,9 @@ async fn flood_before_init(addr: std::net::SocketAddr, total: usize) {
 #[tokio::test]
 async fn floods_before_init_leave_the_servers_memory_where_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medilink"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MEDILINK_")) {
-        command.env_remove(key);
-    }
+    let addr = free_local_addr();
     let server = Server(
-        command
-            .current_dir(dir.path())
+        binary(dir.path())
             .args(["serve", "--dev"])
             .env("MEDILINK_BIND", addr.to_string())
             .env("MEDILINK_LOG", "error")

@@ -15,7 +15,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_medilink");
 const CALL_EVENTS: &str = "subscription { callEvents { kind call { id status } } }";
 const SIGNALS: &str =
     "subscription($id: ID!) { signals(callId: $id) { kind sdp candidate { candidate } } }";
@@ -28,13 +27,7 @@ fn marker(what: &str) -> String {
 
 /// The binary with a clean `MEDILINK_*` environment, JSON logs and every crate at debug.
 fn medilink(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
-    command.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MEDILINK_") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
+    let mut command = binary(dir);
     command
         .env("MEDILINK_LOG", "debug")
         .env("MEDILINK_LOG_FORMAT", "json")

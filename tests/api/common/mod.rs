@@ -574,3 +574,27 @@ impl TestApp {
         (doctor, doctor_id, patient, appointment)
     }
 }
+
+/// The `medilink` binary run in `dir` with none of the caller's `MEDILINK_*` settings (nor
+/// `RUST_LOG`): each test says what it sets.
+pub fn binary(dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medilink"));
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MEDILINK_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A loopback address with a port nobody listened on a moment ago, for a server started as
+/// its own process.
+pub fn free_local_addr() -> SocketAddr {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
