@@ -2,7 +2,6 @@
 
 pub mod connection;
 pub mod context;
-pub mod direct;
 pub mod documents;
 pub mod dormant;
 pub mod execution;
@@ -11,7 +10,6 @@ pub mod ids;
 mod introspection;
 pub mod loaders;
 mod nul;
-pub mod scalars;
 
 use std::sync::Arc;
 
