@@ -24,7 +24,7 @@ use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
-use crate::{calls, graphql, http, payments};
+use crate::{calls, http, payments, schema};
 
 /// Why the server could not start; one line for the operator.
 #[derive(Debug)]
@@ -192,7 +192,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
-        let schema = graphql::build(state.clone());
+        let schema = schema::build(state.clone());
         let router = http::router(state.clone(), schema);
         calls::service::instance_started(&state).await;
         tracing::info!(address = %self.local_addr(), database = state.db.backend(), "listening");

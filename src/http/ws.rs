@@ -26,14 +26,14 @@ use crate::enum_name::EnumName;
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::context::Given;
 use crate::graphql::context::{Session, log_as};
-use crate::graphql::documents::{Prepared, is_request_error};
-use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit};
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{
     ClientMessage, SUBPROTOCOL, ServerMessage, SubscribePayload, close, init_token,
 };
+use crate::schema::documents::{Prepared, is_request_error};
+use crate::schema::{complete_errors, execution, with_request_data};
 use crate::users;
 
 /// tungstenite reads in chunks of this size, allocated per socket up front (128 KiB by

@@ -15,8 +15,8 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response};
 
 use super::dormant::Wake;
-use super::{guard, introspection};
 use crate::calls::socket::Direct;
+use crate::graphql::{guard, introspection};
 use crate::metrics::Metrics;
 
 /// Distinct query texts kept; past this, or past [`CAPACITY_BYTES`], the cache starts over.

@@ -19,13 +19,14 @@ use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 
-use super::context::Given;
+use super::AppSchema;
 use super::documents::Candidate;
-use super::{AppSchema, guard, nul};
 use crate::auth::AuthUser;
 use crate::calls::socket::Direct;
 use crate::error::ErrorCode;
 use crate::events::Event;
+use crate::graphql::context::Given;
+use crate::graphql::{guard, nul};
 use crate::metrics::{self, Held, Metrics};
 use crate::state::AppState;
 
