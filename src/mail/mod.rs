@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::error::AppResult;
 
 /// The product's name, in every subject and signature.
 pub const PRODUCT: &str = "MediLink";
@@ -55,15 +54,6 @@ impl Outbox {
     /// Whether mail is sent at all.
     pub fn enabled(&self) -> bool {
         self.0.enabled
-    }
-
-    /// Queues `mail` in a statement of its own.
-    pub async fn enqueue(&self, db: &Db, mail: &Mail) -> AppResult<()> {
-        if self.skip(&mail.content) {
-            return Ok(());
-        }
-        let row = self.row(mail);
-        Ok(crate::with_db!(db, pool => repo::insert(pool, &row).await)?)
     }
 
     /// Queues `mail` on `conn`, inside the caller's transaction.
