@@ -78,12 +78,10 @@ impl Outbox {
         if self.skip(content) {
             return;
         }
-        let now = self.0.clock.now();
-        for &user in users {
-            let queued = crate::with_db!(db, pool => repo::insert_for_user(pool, Uuid::now_v7(), user, content, now).await);
-            if let Err(error) = queued {
-                tracing::warn!(%error, kind = content.kind, "cannot queue a mail");
-            }
+        let rows: Vec<(Uuid, Uuid)> = users.iter().map(|&user| (Uuid::now_v7(), user)).collect();
+        let queued = repo::insert_for_users(db, &rows, content, self.0.clock.now()).await;
+        if let Err(error) = queued {
+            tracing::warn!(%error, kind = content.kind, "cannot queue a mail");
         }
     }
 

@@ -3,11 +3,11 @@
 //! claim.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Encode, Executor, IntoArguments, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
 
 use super::Content;
-use crate::db::{Db, Pool};
+use crate::db::{Db, Pool, push_list};
 use crate::with_db;
 
 /// A mail about to be queued.
@@ -46,36 +46,48 @@ where
         .map(drop)
 }
 
-/// Queues `content` to the account `user` at its current address (nothing if there is none).
-pub async fn insert_for_user<'c, E, DB>(
-    conn: E,
-    id: Uuid,
-    user: Uuid,
+/// Queues `content` to each account of `users` (id for the row, user) at its current address,
+/// in one statement: one commit, however many recipients.
+pub async fn insert_for_users(
+    db: &Db,
+    users: &[(Uuid, Uuid)],
     content: &Content,
     now: DateTime<Utc>,
-) -> sqlx::Result<()>
-where
-    E: Executor<'c, Database = DB>,
-    DB: Database,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-{
-    const SQL: &str = "INSERT INTO outbox \
-        (id, kind, recipient, subject, text_body, html_body, created_at, next_attempt_at) \
-        SELECT $1, $2, email, $3, $4, $5, $6, $6 FROM users WHERE id = $7";
-    sqlx::query::<DB>(SQL)
-        .bind(id)
-        .bind(content.kind.to_owned())
-        .bind(content.subject.clone())
-        .bind(content.text.clone())
-        .bind(content.html.clone())
-        .bind(now)
-        .bind(user)
-        .execute(conn)
-        .await
-        .map(drop)
+) -> sqlx::Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(
+            "INSERT INTO outbox \
+             (id, kind, recipient, subject, text_body, html_body, created_at, next_attempt_at) \
+             SELECT v.column1, ",
+        );
+        query
+            .push_bind(content.kind)
+            .push(", u.email, ")
+            .push_bind(&content.subject)
+            .push(", ")
+            .push_bind(&content.text)
+            .push(", ")
+            .push_bind(&content.html)
+            .push(", ")
+            .push_bind(now)
+            .push(", ")
+            .push_bind(now)
+            // VALUES names its columns column1, column2 on both backends.
+            .push(" FROM users u JOIN (VALUES ");
+        let mut rows = query.separated(", ");
+        for (id, user) in users {
+            rows.push("(")
+                .push_bind_unseparated(*id)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*user)
+                .push_unseparated(")");
+        }
+        query.push(") AS v ON u.id = v.column2");
+        query.build().execute(pool).await.map(drop)
+    })
 }
 
 /// A queued mail a worker has claimed.
@@ -130,10 +142,17 @@ pub async fn claim(
     }
 }
 
-/// Removes a mail that was sent, or given up on, if `lease` still holds it.
-pub async fn remove(db: &Db, id: Uuid, lease: Uuid) -> sqlx::Result<()> {
-    const SQL: &str = "DELETE FROM outbox WHERE id = $1 AND lease_id = $2";
-    with_db!(db, pool => sqlx::query(SQL).bind(id).bind(lease).execute(pool).await.map(drop))
+/// Removes mails that were sent, or given up on, that `lease` still holds.
+pub async fn remove(db: &Db, lease: Uuid, ids: &[Uuid]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new("DELETE FROM outbox WHERE lease_id = ");
+        query.push_bind(lease).push(" AND id IN ");
+        push_list(&mut query, ids.iter().copied());
+        query.build().execute(pool).await.map(drop)
+    })
 }
 
 /// Releases a mail that could not be sent, to be tried again at `next_attempt_at`.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -139,8 +140,19 @@ async fn deliver_due(state: &AppState, transport: &Transport, from: &Mailbox) {
             }
         };
         let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) == BATCH;
-        for mail in claimed {
-            deliver(state, transport, from, lease, mail).await;
+        // At once: the SMTP transport keeps a pool of connections.
+        let done: Vec<Uuid> = join_all(
+            claimed
+                .into_iter()
+                .map(|mail| deliver(state, transport, from, lease, mail)),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+        // One statement for the batch: on PostgreSQL each commit waits for the disk.
+        if let Err(error) = repo::remove(&state.db, lease, &done).await {
+            tracing::warn!(%error, "cannot remove sent mail from the queue");
         }
         if !full {
             return;
@@ -148,13 +160,15 @@ async fn deliver_due(state: &AppState, transport: &Transport, from: &Mailbox) {
     }
 }
 
+/// Tries to send `mail`: its id when it is done with (sent, or dropped), or `None` when it will
+/// be tried again.
 async fn deliver(
     state: &AppState,
     transport: &Transport,
     from: &Mailbox,
     lease: Uuid,
     mail: Claimed,
-) {
+) -> Option<Uuid> {
     let (id, kind, attempt) = (mail.id, mail.kind.clone(), mail.attempts);
     let created_at = mail.created_at;
     let sent = match message(from, mail) {
@@ -165,14 +179,14 @@ async fn deliver(
         }),
     };
     let now = state.clock.now();
-    let finished = match sent {
+    match sent {
         Ok(()) => {
             tracing::info!(mail = %id, kind, attempt, "mail sent");
-            repo::remove(&state.db, id, lease).await
+            Some(id)
         }
         Err(failure) if failure.permanent || now - created_at >= GIVE_UP_AFTER => {
             tracing::warn!(mail = %id, kind, attempt, reason = failure.reason, "mail dropped");
-            repo::remove(&state.db, id, lease).await
+            Some(id)
         }
         Err(failure) => {
             let next = now + backoff(attempt);
@@ -180,11 +194,12 @@ async fn deliver(
                 mail = %id, kind, attempt, reason = failure.reason, retry_at = %next,
                 "mail not sent; will retry"
             );
-            repo::retry_later(&state.db, id, lease, next, &failure.reason).await
+            if let Err(error) = repo::retry_later(&state.db, id, lease, next, &failure.reason).await
+            {
+                tracing::warn!(mail = %id, %error, "cannot record a failed attempt");
+            }
+            None
         }
-    };
-    if let Err(error) = finished {
-        tracing::warn!(mail = %id, %error, "cannot record a mail's delivery");
     }
 }
 
