@@ -1,6 +1,9 @@
 //! The profile: editing one's name and phone, and verifying one's email through a real mail.
 
+use medilink::auth::password::Passwords;
+use medilink::db::{Db, Pool};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::common::smtp::{ORIGIN, spawn_app_with_mail};
 use crate::common::*;
@@ -146,4 +149,74 @@ async fn with_verification_required_unverified_patients_cannot_book_or_call() {
     app.ok(VERIFY, json!({ "token": token }), None).await;
     let booked = app.graphql(BOOK, booking, Some(&ann.access)).await;
     assert!(booked.get("errors").is_none(), "{booked}");
+}
+
+/// Migration 0009 counts accounts made before email verification existed as verified, so that
+/// MEDILINK_REQUIRE_VERIFIED_EMAIL does not lock them out unasked.
+#[tokio::test]
+async fn accounts_made_before_verification_count_as_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let backend = if url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    // The schema as it was before: the migrations up to 0008, from their files.
+    let before = tempfile::tempdir().unwrap();
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0009" {
+            std::fs::copy(&path, before.path().join(name)).unwrap();
+        }
+    }
+    let old = sqlx::migrate::Migrator::new(before.path()).await.unwrap();
+    let db = Db::connect(&url, 2).await.unwrap();
+    let email = unique_email("early");
+    let hash = Passwords::new()
+        .await
+        .unwrap()
+        .hash(PASSWORD)
+        .await
+        .unwrap();
+    const INSERT: &str = "INSERT INTO users (id, email, password_hash, name, role, created_at, \
+        updated_at) VALUES ($1, $2, $3, 'Early', 'PATIENT', $4, $4)";
+    let now = medilink::db::now();
+    match db.pool() {
+        Pool::Sqlite(pool) => {
+            old.run(pool).await.unwrap();
+            sqlx::query(INSERT)
+                .bind(Uuid::now_v7())
+                .bind(&email)
+                .bind(&hash)
+                .bind(now)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Pool::Postgres(pool) => {
+            old.run(pool).await.unwrap();
+            sqlx::query(INSERT)
+                .bind(Uuid::now_v7())
+                .bind(&email)
+                .bind(&hash)
+                .bind(now)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+    db.close().await;
+
+    let app = spawn_app_with(|config| config.database_url = url.clone()).await;
+    let early = account(&app.login(&email, PASSWORD).await["data"]["login"]);
+    let me = app.ok(ME, json!({}), Some(&early.access)).await;
+    assert_eq!(me["me"]["emailVerified"], true);
+    let late = app.register_patient().await;
+    let me = app.ok(ME, json!({}), Some(&late.access)).await;
+    assert_eq!(me["me"]["emailVerified"], false);
 }
