@@ -817,6 +817,8 @@ mod tests {
             stripe_webhook_secret: Some(Secret::new("whsec_5")),
             turn_secret: Some(Secret::new("turn-secret-6")),
             turn_password: Some(Secret::new("turn-pass-7")),
+            smtp_url: Some("smtps://mailer:smtp-pass-8@smtp.example.com:465".into()),
+            smtp_password: Some(Secret::new("smtp-pass-9")),
             ..Config::default()
         };
         let shown = format!("{config:?}");
@@ -828,6 +830,8 @@ mod tests {
             "whsec_5",
             "turn-secret-6",
             "turn-pass-7",
+            "smtp-pass-8",
+            "smtp-pass-9",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }

@@ -72,6 +72,23 @@ impl Outbox {
         repo::insert(conn, &self.row(mail)).await
     }
 
+    /// Queues `mail` on `conn` if an account has its address (lower case), in a statement that
+    /// runs and costs the same whether or not one has: for answers that must not tell.
+    pub async fn enqueue_in_if_account<'c, E, DB>(&self, conn: E, mail: &Mail) -> sqlx::Result<()>
+    where
+        E: sqlx::Executor<'c, Database = DB>,
+        DB: sqlx::Database,
+        DB::Arguments: sqlx::IntoArguments<DB>,
+        for<'q> Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        if self.skip(&mail.content) {
+            return Ok(());
+        }
+        repo::insert_if_account(conn, &self.row(mail)).await
+    }
+
     /// Queues `content` to each of `users` at the address their account has now. Errors are
     /// logged, not returned: this is for mail about a change that has already been made.
     pub async fn enqueue_to_users(&self, db: &Db, users: &[Uuid], content: &Content) {

@@ -46,6 +46,33 @@ where
         .map(drop)
 }
 
+/// Queues `row` if an account has its recipient address; the statement runs either way.
+pub async fn insert_if_account<'c, E, DB>(conn: E, row: &Row) -> sqlx::Result<()>
+where
+    E: Executor<'c, Database = DB>,
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    const SQL: &str = "INSERT INTO outbox \
+        (id, kind, recipient, subject, text_body, html_body, created_at, next_attempt_at) \
+        SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+        WHERE EXISTS (SELECT 1 FROM users WHERE lower(email) = $3)";
+    sqlx::query::<DB>(SQL)
+        .bind(row.id)
+        .bind(row.kind.to_owned())
+        .bind(row.recipient.clone())
+        .bind(row.subject.clone())
+        .bind(row.text_body.clone())
+        .bind(row.html_body.clone())
+        .bind(row.now)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 /// Queues `content` to each account of `users` (id for the row, user) at its current address,
 /// in one statement: one commit, however many recipients.
 pub async fn insert_for_users(

@@ -328,36 +328,33 @@ pub async fn issue_token(
     Ok(())
 }
 
-/// Stores a password-reset token for the account with this (normalised) email, if there is one,
-/// and then queues `mail`. The same statement runs whether or not the account exists, so both
-/// cases cost the same; whether it did is returned.
+/// Stores a password-reset token for the account with this (normalised) email and queues `mail`
+/// to it, if there is one. The same statements run whether or not the account exists, so both
+/// cases cost the same.
 pub async fn request_reset(
     db: &Db,
     outbox: &Outbox,
     email: &str,
     token: &NewAccountToken<'_>,
     mail: &Mail,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<()> {
     const SQL: &str = "INSERT INTO account_tokens \
         (user_id, purpose, token_hash, created_at, expires_at) \
         SELECT id, $2, $3, $4, $5 FROM users WHERE lower(email) = $1 \
         ON CONFLICT (user_id, purpose) DO UPDATE SET token_hash = excluded.token_hash, \
-        created_at = excluded.created_at, expires_at = excluded.expires_at RETURNING user_id";
-    let found = transaction!(db, tx => {
-        let user: Option<Uuid> = sqlx::query_scalar(SQL)
+        created_at = excluded.created_at, expires_at = excluded.expires_at";
+    transaction!(db, tx => {
+        sqlx::query(SQL)
             .bind(email)
             .bind(token.purpose.as_str())
             .bind(token.hash)
             .bind(token.now)
             .bind(token.expires_at)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if user.is_some() {
-            outbox.enqueue_in(&mut *tx, mail).await?;
-        }
-        user.is_some()
+        outbox.enqueue_in_if_account(&mut *tx, mail).await?;
     });
-    Ok(found)
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
