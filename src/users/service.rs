@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{
@@ -377,8 +378,10 @@ pub async fn change_password(
 }
 
 /// Mails a reset link to the account with `email`, if there is one. The answer is always
-/// `true`, and the work the same either way (limits, a token, one transaction), so that it
-/// tells nobody whether the email has an account.
+/// `true`, given once the limits have passed and before the account is looked up: its time
+/// cannot tell whether the email has an account (a commit that writes a token waits for the
+/// disk, one that finds no account does not). The lookup, the token and the mail follow, in
+/// the background.
 pub async fn request_password_reset(
     state: &AppState,
     client: ClientIp,
@@ -401,11 +404,27 @@ pub async fn request_password_reset(
         .password_reset_per_email
         .check(email.clone())
         .map_err(too_many)?;
+    let background = state.clone();
+    state.shutdown.after(
+        std::time::Duration::ZERO,
+        async move {
+            if let Err(e) = store_reset(&background, &email).await {
+                tracing::warn!(error = ?e.message(), "cannot store a password reset");
+            }
+        }
+        .in_current_span(),
+    );
+    Ok(true)
+}
+
+/// Stores a reset token for the account with `email` and queues its mail, with the same
+/// statements whether or not there is one.
+async fn store_reset(state: &AppState, email: &str) -> AppResult<()> {
     let token = new_refresh_token();
     let now = state.clock.now();
     let ttl = state.config.password_reset_ttl.as_duration();
     let mail = Mail {
-        to: email.clone(),
+        to: email.to_owned(),
         content: templates::password_reset(
             &action(state.config.password_reset_url.as_deref(), &token.plain),
             ttl.as_secs().div_ceil(60),
@@ -417,8 +436,7 @@ pub async fn request_password_reset(
         now,
         expires_at: now + Duration::from_std(ttl).unwrap_or(Duration::MAX),
     };
-    repo::request_reset(&state.db, &state.mail, &email, &new_token, &mail).await?;
-    Ok(true)
+    Ok(repo::request_reset(&state.db, &state.mail, email, &new_token, &mail).await?)
 }
 
 /// Sets a new password with a mailed reset token: the token works once, until it expires or a

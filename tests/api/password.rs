@@ -82,7 +82,11 @@ async fn a_reset_follows_the_mailed_link_and_signs_every_other_session_out() {
 
 #[tokio::test]
 async fn unknown_and_known_emails_get_the_same_answer_and_only_accounts_get_mail() {
-    let (app, smtp) = spawn_app_with_mail(|_| {}).await;
+    let (app, smtp) = spawn_app_with_mail(|config| {
+        config.limit_password_reset_per_email = "100/h".parse().unwrap();
+        config.limit_password_reset_per_ip = "100/h".parse().unwrap();
+    })
+    .await;
     let ann = app.register_patient().await;
     let nobody = unique_email("nobody");
 
@@ -100,6 +104,25 @@ async fn unknown_and_known_emails_get_the_same_answer_and_only_accounts_get_mail
     smtp.mail_to(&ann.email, "Reset your password").await;
     crate::common::smtp::outbox_drained(&app).await;
     assert!(smtp.received_by(&nobody).is_empty());
+
+    // Nor does the time tell: both are answered before the account is looked up.
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..15 {
+        for (email, times) in [&ann.email, &nobody].into_iter().zip(times.iter_mut()) {
+            let started = std::time::Instant::now();
+            app.ok(REQUEST, json!({ "email": email }), None).await;
+            times.push(started.elapsed());
+        }
+    }
+    let [known, unknown] = times.map(|mut t| {
+        t.sort();
+        t[t.len() / 2]
+    });
+    let apart = known.abs_diff(unknown);
+    assert!(
+        apart < std::time::Duration::from_millis(3),
+        "{known:?} and {unknown:?}"
+    );
 }
 
 #[tokio::test]
