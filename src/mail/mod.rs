@@ -1,7 +1,7 @@
 //! Mail: what the product sends by email, queued in the `outbox` table and sent by a background
 //! worker, off the request path. Other domains build a [`Content`] with [`templates`] and hand it
 //! to [`Outbox`]: in the transaction of the change that causes it where they have one, so that
-//! the mail is queued if and only if the change is made.
+//! the mail is queued if and only if the change is made, else right after the change.
 
 mod repo;
 pub mod templates;
@@ -49,11 +49,6 @@ struct Inner {
 impl Outbox {
     pub fn new(enabled: bool, clock: Clock) -> Self {
         Self(Arc::new(Inner { enabled, clock }))
-    }
-
-    /// Whether mail is sent at all.
-    pub fn enabled(&self) -> bool {
-        self.0.enabled
     }
 
     /// Queues `mail` on `conn`, inside the caller's transaction.
