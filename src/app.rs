@@ -19,12 +19,14 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::db::{ConnectError, Db};
 use crate::limits::{Backoff, ConnectionCap, Limiter, Limits};
+use crate::mail::Outbox;
+use crate::mail::worker::Transport;
 use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
-use crate::{calls, http, payments, schema};
+use crate::{calls, http, mail, payments, schema};
 
 /// Why the server could not start; one line for the operator.
 #[derive(Debug)]
@@ -91,6 +93,8 @@ pub struct Application {
     listener: TcpListener,
     /// `/metrics` on an address of its own (`MEDILINK_METRICS_BIND`).
     metrics_listener: Option<TcpListener>,
+    /// Where the mail worker sends; `None` when mail is off.
+    mail: Option<Transport>,
     state: AppState,
 }
 
@@ -106,6 +110,7 @@ impl Application {
         let payments = Gateway::from_config(&config)
             .map_err(|e| StartupError::Internal(format!("cannot set up the Stripe client: {e}")))?
             .map(Arc::new);
+        let mail = Transport::from_config(&config).map_err(StartupError::Internal)?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| StartupError::Bind(config.bind, e))?;
@@ -141,6 +146,7 @@ impl Application {
         };
         let clock = Clock::default();
         let metrics = Arc::new(Metrics::new(&db));
+        let outbox = Outbox::new(mail.is_some(), clock.clone());
         let state = AppState {
             db,
             passwords,
@@ -153,10 +159,12 @@ impl Application {
             payments,
             shutdown: Shutdown::default(),
             metrics,
+            mail: outbox,
         };
         Ok(Self {
             listener,
             metrics_listener,
+            mail,
             state,
         })
     }
@@ -196,6 +204,7 @@ impl Application {
         let router = http::router(state.clone(), schema);
         calls::service::instance_started(&state).await;
         tracing::info!(address = %self.local_addr(), database = state.db.backend(), "listening");
+        mail::worker::start(&state, self.mail);
         // Without TCP_NODELAY, a second small frame (a `complete` after a `next`) waits for
         // the peer's delayed ACK: 40 ms added to each operation on a socket.
         let listener = self.listener.tap_io(|tcp| {
@@ -319,5 +328,14 @@ fn limits(config: &Config, clock: &Clock) -> Limits {
         ws_connections_per_ip: ConnectionCap::new(config.ws_max_connections_per_ip),
         signals_per_user: Limiter::new(config.limit_signals_per_user, clock.clone()),
         chat_per_user: Limiter::new(config.limit_chat_per_user, clock.clone()),
+        password_reset_per_ip: Limiter::new(config.limit_password_reset_per_ip, clock.clone()),
+        password_reset_per_email: Limiter::new(
+            config.limit_password_reset_per_email,
+            clock.clone(),
+        ),
+        verification_mail_per_user: Limiter::new(
+            config.limit_verification_mail_per_user,
+            clock.clone(),
+        ),
     }
 }

@@ -116,6 +116,30 @@ pub struct Config {
     pub graphiql: bool,
     /// Future bookings a patient may hold with one doctor at once.
     pub max_open_bookings_per_doctor: u32,
+    // Accounts and mail.
+    /// `smtp://host:port` (`?tls=required` for STARTTLS) or `smtps://host:port`, optionally with
+    /// `user:password@`. Without it mail is off, or written to `mail_dir`.
+    pub smtp_url: Option<String>,
+    /// SMTP credentials, instead of those in the URL.
+    pub smtp_user: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// The sender of every mail: `MediLink <no-reply@example.com>`.
+    pub mail_from: String,
+    /// Without SMTP, each mail is written to this folder as an `.eml` file (`serve --dev`).
+    pub mail_dir: Option<PathBuf>,
+    /// The app's page that resets a password, with `{token}` where the token goes; on one of
+    /// the public origins. Without it the mail gives the token to type in.
+    pub password_reset_url: Option<String>,
+    /// How long a password-reset token works.
+    pub password_reset_ttl: Period,
+    /// The app's page that verifies an email address, with `{token}`, like the reset URL.
+    pub email_verification_url: Option<String>,
+    /// Whether patients must verify their email before booking and calling.
+    pub require_verified_email: bool,
+    pub limit_password_reset_per_ip: Rate,
+    /// By normalised email, whether or not an account has it.
+    pub limit_password_reset_per_email: Rate,
+    pub limit_verification_mail_per_user: Rate,
 }
 
 impl Default for Config {
@@ -177,6 +201,18 @@ impl Default for Config {
             introspection: true,
             graphiql: true,
             max_open_bookings_per_doctor: 3,
+            smtp_url: None,
+            smtp_user: None,
+            smtp_password: None,
+            mail_from: "MediLink <medilink@localhost>".into(),
+            mail_dir: None,
+            password_reset_url: None,
+            password_reset_ttl: Period::from_secs(30 * 60),
+            email_verification_url: None,
+            require_verified_email: false,
+            limit_password_reset_per_ip: Rate::new(20, 3600),
+            limit_password_reset_per_email: Rate::new(5, 3600),
+            limit_verification_mail_per_user: Rate::new(5, 3600),
         }
     }
 }
@@ -332,7 +368,58 @@ impl Config {
                 );
             }
         }
-        self.validate_payments()
+        self.validate_payments()?;
+        self.validate_mail()
+    }
+
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        let bad = |setting: &str, why: &str| Err(ConfigError(format!("invalid {setting}: {why}")));
+        if let Some(url) = &self.smtp_url
+            && lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url).is_err()
+        {
+            return bad(
+                "MEDILINK_SMTP_URL",
+                "expected smtp://<host>:<port> (?tls=required for STARTTLS) or smtps://<host>:<port>",
+            );
+        }
+        if self.smtp_user.is_some() != self.smtp_password.is_some() {
+            return bad(
+                "MEDILINK_SMTP_USER / MEDILINK_SMTP_PASSWORD",
+                "set both or neither",
+            );
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad(
+                "MEDILINK_MAIL_FROM",
+                "expected an address such as `MediLink <no-reply@example.com>`",
+            );
+        }
+        for (setting, url) in [
+            ("MEDILINK_PASSWORD_RESET_URL", &self.password_reset_url),
+            (
+                "MEDILINK_EMAIL_VERIFICATION_URL",
+                &self.email_verification_url,
+            ),
+        ] {
+            let Some(url) = url else { continue };
+            if !url.contains("{token}") {
+                return bad(setting, "must contain {token}, where the token goes");
+            }
+            if !self.public_origins().any(|origin| {
+                url.strip_prefix(origin)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            }) {
+                return bad(
+                    setting,
+                    "must be a page on one of MEDILINK_PUBLIC_ORIGINS, such as \
+                     https://app.example.com/reset?token={token}",
+                );
+            }
+        }
+        if self.password_reset_ttl.0 == 0 {
+            return bad("MEDILINK_PASSWORD_RESET_TTL", "must be at least 1s");
+        }
+        Ok(())
     }
 
     fn validate_payments(&self) -> Result<(), ConfigError> {
@@ -553,6 +640,18 @@ impl fmt::Debug for Config {
             introspection,
             graphiql,
             max_open_bookings_per_doctor,
+            smtp_url,
+            smtp_user,
+            smtp_password,
+            mail_from,
+            mail_dir,
+            password_reset_url,
+            password_reset_ttl,
+            email_verification_url,
+            require_verified_email,
+            limit_password_reset_per_ip,
+            limit_password_reset_per_email,
+            limit_verification_mail_per_user,
         } = self;
         f.debug_struct("Config")
             .field("database_url", &without_password(database_url))
@@ -609,7 +708,65 @@ impl fmt::Debug for Config {
             .field("ws_max_connections_per_ip", ws_max_connections_per_ip)
             .field("limit_signals_per_user", limit_signals_per_user)
             .field("limit_chat_per_user", limit_chat_per_user)
+            .field("smtp_url", &smtp_url.as_deref().map(without_password))
+            .field("smtp_user", smtp_user)
+            .field("smtp_password", smtp_password)
+            .field("mail_from", mail_from)
+            .field("mail_dir", mail_dir)
+            .field("password_reset_url", password_reset_url)
+            .field("password_reset_ttl", password_reset_ttl)
+            .field("email_verification_url", email_verification_url)
+            .field("require_verified_email", require_verified_email)
+            .field("limit_password_reset_per_ip", limit_password_reset_per_ip)
+            .field(
+                "limit_password_reset_per_email",
+                limit_password_reset_per_email,
+            )
+            .field(
+                "limit_verification_mail_per_user",
+                limit_verification_mail_per_user,
+            )
             .finish()
+    }
+}
+
+/// A length of time, written `30min`, `2h` or `900s` in the settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Period(u64);
+
+impl Period {
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(secs)
+    }
+
+    pub fn as_duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+impl TryFrom<String> for Period {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        let invalid = || format!("{value:?} is not a length of time such as 30min, 2h or 900s");
+        let text = value.trim();
+        let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (count, unit) = text.split_at(digits);
+        let count: u64 = count.parse().map_err(|_| invalid())?;
+        let unit_secs = match unit.trim() {
+            "s" => 1,
+            "min" | "m" => 60,
+            "h" => 3600,
+            _ => return Err(invalid()),
+        };
+        count.checked_mul(unit_secs).map(Self).ok_or_else(invalid)
+    }
+}
+
+impl From<Period> for String {
+    fn from(period: Period) -> Self {
+        format!("{}s", period.0)
     }
 }
 
@@ -660,6 +817,8 @@ mod tests {
             stripe_webhook_secret: Some(Secret::new("whsec_5")),
             turn_secret: Some(Secret::new("turn-secret-6")),
             turn_password: Some(Secret::new("turn-pass-7")),
+            smtp_url: Some("smtps://mailer:smtp-pass-8@smtp.example.com:465".into()),
+            smtp_password: Some(Secret::new("smtp-pass-9")),
             ..Config::default()
         };
         let shown = format!("{config:?}");
@@ -671,6 +830,8 @@ mod tests {
             "whsec_5",
             "turn-secret-6",
             "turn-pass-7",
+            "smtp-pass-8",
+            "smtp-pass-9",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }

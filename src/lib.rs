@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod http;
 pub mod ice;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod notifications;
 pub mod pagination;

@@ -87,6 +87,9 @@ async fn run(command: Command, mut config: Config) -> Result<(), String> {
                      survive a restart"
                 );
             }
+            if dev {
+                development_mail(&mut config);
+            }
             let shutdown = shutdown_signals()
                 .map_err(|e| format!("cannot listen for SIGINT and SIGTERM: {e}"))?;
             let app = Application::build(config)
@@ -142,6 +145,26 @@ fn admin_password() -> Result<String, String> {
         );
     }
     Ok(password)
+}
+
+/// Without an SMTP server, mail goes to `./medilink-mail/` as `.eml` files, and its links to the
+/// /demo page, so that the two-command set-up shows the whole flow.
+fn development_mail(config: &mut Config) {
+    if config.smtp_url.is_none() && config.mail_dir.is_none() {
+        config.mail_dir = Some(PathBuf::from("medilink-mail"));
+    }
+    let mut host = config.bind;
+    if host.ip().is_unspecified() {
+        host.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    // In the fragment, the token never reaches a server log.
+    let demo = format!("http://{host}/demo");
+    config
+        .password_reset_url
+        .get_or_insert_with(|| format!("{demo}#reset-token={{token}}"));
+    config
+        .email_verification_url
+        .get_or_insert_with(|| format!("{demo}#verify-token={{token}}"));
 }
 
 fn random_secret() -> Secret {

@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::limits::Limits;
+use crate::mail::Outbox;
 use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
@@ -30,4 +31,6 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// This instance's figures for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Where mail is queued (see `crate::mail`).
+    pub mail: Outbox,
 }

@@ -16,11 +16,14 @@ use crate::doctors;
 use crate::doctors::model::Doctor;
 use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
+use crate::mail::Content;
+use crate::mail::templates;
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::scheduling::model::{Schedule, Slot};
 use crate::scheduling::{self, slots};
 use crate::state::AppState;
+use crate::users;
 
 const MAX_RANGE_DAYS: i64 = 31;
 const REASON_MAX_CHARS: usize = 1000;
@@ -90,6 +93,7 @@ pub async fn book(
     input: BookingRequest,
 ) -> AppResult<Appointment> {
     viewer.require(Role::Patient)?;
+    users::service::require_verified_email(state, viewer, "book an appointment").await?;
     let doctor_id = input.doctor_id;
     let reason = reason(&input.reason)?;
     let doctor = doctors::service::get(state, None, doctor_id).await?;
@@ -128,7 +132,31 @@ pub async fn book(
         format!("New appointment on {when}"),
         Some(appointment.id),
     );
+    if appointment.status == AppointmentStatus::Confirmed {
+        let mail = templates::appointment_confirmed(appointment.starts_at);
+        let parties = [appointment.patient_id, doctor.user_id];
+        state
+            .mail
+            .enqueue_to_users(&state.db, &parties, &mail)
+            .await;
+    }
     Ok(appointment)
+}
+
+/// Mails both parties of the appointment (errors are logged: the change is made).
+async fn mail_parties(state: &AppState, appointment: &Appointment, mail: &Content) {
+    let doctor_user = match doctors::service::find_many(state, &[appointment.doctor_id]).await {
+        Ok(mut doctors) => doctors.remove(&appointment.doctor_id).map(|d| d.user_id),
+        Err(e) => {
+            tracing::warn!(error = ?e.message(), "cannot find the doctor to mail");
+            None
+        }
+    };
+    let users: Vec<Uuid> = [Some(appointment.patient_id), doctor_user]
+        .into_iter()
+        .flatten()
+        .collect();
+    state.mail.enqueue_to_users(&state.db, &users, mail).await;
 }
 
 /// Tells the party who did not act on the appointment.
@@ -345,6 +373,8 @@ pub async fn cancel(
         .cancelled(state, &cancelled, kept_because.is_empty(), &kept_because)
         .await?;
     let when = cancelled.starts_at.format("%Y-%m-%d %H:%M UTC");
+    let mail = templates::appointment_cancelled(cancelled.starts_at, &reason_text);
+    mail_parties(state, &cancelled, &mail).await;
     let message = format!("The appointment on {when} was cancelled");
     notify_other(
         state,
@@ -509,6 +539,8 @@ pub async fn reschedule(
             }
         };
     let when = moved.starts_at.format("%Y-%m-%d %H:%M UTC");
+    let mail = templates::appointment_rescheduled(appointment.starts_at, moved.starts_at);
+    mail_parties(state, &moved, &mail).await;
     let message = format!("The appointment moved to {when}");
     notify_other(
         state,

@@ -27,6 +27,7 @@ use crate::pagination::{Page, PageArgs, time_id};
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::PresenceError;
 use crate::state::AppState;
+use crate::users;
 
 const SDP_MAX_BYTES: usize = 64 * 1024;
 const CANDIDATE_MAX_BYTES: usize = 4 * 1024;
@@ -67,6 +68,7 @@ pub async fn set_doctor_status(
 }
 
 pub async fn start(state: &AppState, viewer: AuthUser, target: CallTarget) -> AppResult<Call> {
+    users::service::require_verified_email(state, viewer, "start a call").await?;
     let now = state.clock.now();
     let call = match target {
         CallTarget::Doctor(doctor_id) => {
@@ -214,6 +216,7 @@ pub async fn answer(
         .await?
         .ok_or_else(not_ringing);
     }
+    users::service::require_verified_email(state, viewer, "answer a call").await?;
     let call = repo::answer(&state.db, call_id, state.clock.now())
         .await?
         .ok_or_else(not_ringing)?;

@@ -53,7 +53,8 @@ macro_rules! store_licence {
 /// anyway, so that a search page needs no second query for its users.
 const USER_COLUMNS: &str = "u.email AS user_email, u.name AS user_name, u.phone AS user_phone, \
     u.role AS user_role, u.blocked AS user_blocked, u.token_version AS user_token_version, \
-    u.created_at AS user_created_at, u.updated_at AS user_updated_at";
+    u.created_at AS user_created_at, u.updated_at AS user_updated_at, \
+    u.email_verified_at AS user_email_verified_at";
 
 #[derive(sqlx::FromRow)]
 struct ListedRow {
@@ -67,6 +68,7 @@ struct ListedRow {
     user_token_version: i64,
     user_created_at: DateTime<Utc>,
     user_updated_at: DateTime<Utc>,
+    user_email_verified_at: Option<DateTime<Utc>>,
 }
 
 impl From<ListedRow> for (Doctor, User) {
@@ -81,6 +83,7 @@ impl From<ListedRow> for (Doctor, User) {
             token_version: row.user_token_version,
             created_at: row.user_created_at,
             updated_at: row.user_updated_at,
+            email_verified_at: row.user_email_verified_at,
         };
         (row.doctor, user)
     }

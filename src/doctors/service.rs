@@ -16,6 +16,7 @@ use crate::db::{self, is_unique_violation_on};
 use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
 use crate::events::DoctorStatus;
+use crate::mail::templates;
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, malformed_cursor, time_id};
 use crate::state::AppState;
@@ -231,6 +232,11 @@ pub async fn approve(state: &AppState, viewer: AuthUser, id: Uuid) -> AppResult<
                 "Your profile was approved: patients can now find and book you.",
                 None,
             );
+            let mail = templates::doctor_approved();
+            state
+                .mail
+                .enqueue_to_users(&state.db, &[doctor.user_id], &mail)
+                .await;
             Ok(doctor)
         }
         None => Err(refused_transition(state, id, "approved").await),
@@ -264,6 +270,11 @@ pub async fn reject(
                 format!("Your profile was rejected: {reason}"),
                 None,
             );
+            let mail = templates::doctor_rejected(&reason);
+            state
+                .mail
+                .enqueue_to_users(&state.db, &[doctor.user_id], &mail)
+                .await;
             Ok(doctor)
         }
         None => Err(refused_transition(state, id, "rejected").await),

@@ -31,6 +31,10 @@ pub struct Limits {
     /// Per user rather than per connection: opening more sockets does not buy more.
     pub signals_per_user: Limiter<Uuid>,
     pub chat_per_user: Limiter<Uuid>,
+    pub password_reset_per_ip: Limiter<IpAddr>,
+    /// By normalised email, whether or not an account has it.
+    pub password_reset_per_email: Limiter<String>,
+    pub verification_mail_per_user: Limiter<Uuid>,
 }
 
 /// A wait as the whole seconds clients are told to wait: rounded up, at least 1.

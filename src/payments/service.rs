@@ -19,6 +19,7 @@ use crate::appointments::payment::PaymentPolicy;
 use crate::auth::{AuthUser, Role};
 use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
+use crate::mail::templates;
 use crate::metrics::WebhookOutcome;
 use crate::notifications::{NotificationKind, notify};
 use crate::pagination::{Page, PageArgs, time_id};
@@ -368,6 +369,15 @@ async fn paid(state: &AppState, payment: &PaymentRow) -> AppResult<()> {
             Some(appointment.id),
         );
     }
+    let parties: Vec<Uuid> = [Some(appointment.patient_id), doctor_user]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mail = templates::appointment_confirmed(appointment.starts_at);
+    state
+        .mail
+        .enqueue_to_users(&state.db, &parties, &mail)
+        .await;
     Ok(())
 }
 

@@ -3,7 +3,10 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
-use super::model::{AuthPayload, LoginInput, RegisterInput, User, UserFilter};
+use super::model::{
+    AuthPayload, ChangePasswordInput, LoginInput, RegisterInput, ResetPasswordInput, UpdateMeInput,
+    User, UserFilter,
+};
 use super::service;
 use crate::auth::{AuthUser, Role};
 use crate::error::AppResult;
@@ -92,6 +95,52 @@ impl UsersMutation {
     async fn unblock_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
         service::set_blocked(state(ctx), viewer(ctx).await?, parse_id(&id, "id")?, false).await
     }
+
+    /// Changes the viewer's password. Every session of the account ends (its sockets close
+    /// with 4403); the answer holds a fresh one for this client, and the owner is mailed.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> AppResult<AuthPayload> {
+        let viewer = viewer(ctx).await?;
+        sign_in(
+            ctx,
+            service::change_password(state(ctx), viewer, input).await?,
+        )
+        .await
+    }
+
+    /// Mails a password-reset link to this email if it has an account. Always true, whether or
+    /// not it has one.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> AppResult<bool> {
+        service::request_password_reset(state(ctx), client_ip(ctx), &email).await
+    }
+
+    /// Sets a new password with the token of a reset mail, and signs in. The token works once
+    /// and only until it expires or a newer one is mailed; every other session ends.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> AppResult<AuthPayload> {
+        sign_in(ctx, service::reset_password(state(ctx), input).await?).await
+    }
+
+    /// Changes the viewer's name and phone number.
+    async fn update_me(&self, ctx: &Context<'_>, input: UpdateMeInput) -> AppResult<User> {
+        service::update_me(state(ctx), viewer(ctx).await?, input).await
+    }
+
+    /// Confirms an email address with the token of a verification mail.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> AppResult<User> {
+        service::verify_email(state(ctx), &token).await
+    }
+
+    /// Mails the viewer a new verification link; false when the address is already verified.
+    async fn resend_verification_email(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        service::resend_verification_email(state(ctx), viewer(ctx).await?).await
+    }
 }
 
 /// The payload's user is the viewer for the rest of the request, so it sees its own email.
@@ -138,6 +187,12 @@ impl User {
     /// Null unless you are this user or an admin.
     async fn blocked(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
         Ok(sees_private(optional_viewer(ctx).await?, self).then_some(self.blocked))
+    }
+
+    /// Whether the owner has confirmed the email address (accounts made before verification
+    /// existed count as confirmed).
+    async fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

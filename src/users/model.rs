@@ -16,6 +16,8 @@ pub struct User {
     pub token_version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the owner followed the link of a verification (or reset) mail.
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 #[derive(InputObject)]
@@ -34,6 +36,53 @@ pub struct RegisterInput {
 pub struct LoginInput {
     pub email: String,
     pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    pub current_password: String,
+    /// 8 to 128 characters.
+    pub new_password: String,
+}
+
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The token from the reset mail's link.
+    pub token: String,
+    /// 8 to 128 characters.
+    pub new_password: String,
+}
+
+/// The fields of one's own profile; a field left out (or null) stays as it is.
+#[derive(InputObject)]
+pub struct UpdateMeInput {
+    pub name: Option<String>,
+    /// As in `register`; an empty string removes the phone number.
+    pub phone: Option<String>,
+}
+
+/// What a mailed account token is for; one live token per account and purpose.
+#[derive(Clone, Copy, Debug)]
+pub enum TokenPurpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "PASSWORD_RESET",
+            Self::EmailVerification => "EMAIL_VERIFICATION",
+        }
+    }
+}
+
+/// A token about to be mailed, stored as its hash.
+pub struct NewAccountToken<'a> {
+    pub purpose: TokenPurpose,
+    pub hash: &'a str,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, Default, InputObject)]
@@ -63,6 +112,8 @@ pub struct NewUser {
     pub phone: Option<String>,
     pub role: Role,
     pub now: DateTime<Utc>,
+    /// Set for accounts an operator vouches for (admins).
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// A refresh token about to be stored.

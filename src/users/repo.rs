@@ -4,19 +4,23 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
-use super::model::{NewRefreshToken, NewUser, Rotation, User, UserFilter};
+use super::model::{
+    NewAccountToken, NewRefreshToken, NewUser, Rotation, TokenPurpose, User, UserFilter,
+};
 use crate::auth::Role;
 use crate::db::{Db, like_pattern, push_list};
+use crate::mail::{Mail, Outbox};
 use crate::{transaction, with_db};
 
-const USER_COLUMNS: &str =
-    "id, email, name, phone, role, blocked, token_version, created_at, updated_at";
+const USER_COLUMNS: &str = "id, email, name, phone, role, blocked, token_version, created_at, \
+    updated_at, email_verified_at";
 
 pub async fn insert(db: &Db, user: &NewUser) -> sqlx::Result<User> {
     const SQL: &str = "INSERT INTO users \
-        (id, email, password_hash, name, phone, role, blocked, token_version, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, FALSE, 0, $7, $7) \
-        RETURNING id, email, name, phone, role, blocked, token_version, created_at, updated_at";
+        (id, email, password_hash, name, phone, role, blocked, token_version, created_at, updated_at, \
+        email_verified_at) VALUES ($1, $2, $3, $4, $5, $6, FALSE, 0, $7, $7, $8) \
+        RETURNING id, email, name, phone, role, blocked, token_version, created_at, updated_at, \
+        email_verified_at";
     with_db!(db, pool => sqlx::query_as::<_, User>(SQL)
         .bind(user.id)
         .bind(&user.email)
@@ -25,13 +29,14 @@ pub async fn insert(db: &Db, user: &NewUser) -> sqlx::Result<User> {
         .bind(&user.phone)
         .bind(user.role)
         .bind(user.now)
+        .bind(user.email_verified_at)
         .fetch_one(pool)
         .await)
 }
 
 pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<User>> {
     const SQL: &str = "SELECT id, email, name, phone, role, blocked, token_version, created_at, \
-        updated_at FROM users WHERE id = $1";
+        updated_at, email_verified_at FROM users WHERE id = $1";
     with_db!(db, pool => sqlx::query_as::<_, User>(SQL).bind(id).fetch_optional(pool).await)
 }
 
@@ -56,7 +61,7 @@ struct UserWithHash {
 /// The user with this (normalised) email and their password hash.
 pub async fn find_with_password(db: &Db, email: &str) -> sqlx::Result<Option<(User, String)>> {
     const SQL: &str = "SELECT id, email, name, phone, role, blocked, token_version, created_at, \
-        updated_at, password_hash FROM users WHERE lower(email) = $1";
+        updated_at, email_verified_at, password_hash FROM users WHERE lower(email) = $1";
     let row = with_db!(db, pool => sqlx::query_as::<_, UserWithHash>(SQL)
         .bind(email)
         .fetch_optional(pool)
@@ -74,7 +79,8 @@ pub async fn set_blocked(
     const BLOCK: &str = "UPDATE users SET blocked = $2, updated_at = $3, \
         token_version = token_version + CASE WHEN $2 THEN 1 ELSE 0 END \
         WHERE id = $1 \
-        RETURNING id, email, name, phone, role, blocked, token_version, created_at, updated_at";
+        RETURNING id, email, name, phone, role, blocked, token_version, created_at, updated_at, \
+        email_verified_at";
     let user = transaction!(db, tx => {
         let user = sqlx::query_as::<_, User>(BLOCK)
             .bind(id)
@@ -253,4 +259,194 @@ where
             .push_bind(pattern)
             .push(" ESCAPE '\\')");
     }
+}
+
+/// The user with this id and their password hash.
+pub async fn find_with_password_by_id(db: &Db, id: Uuid) -> sqlx::Result<Option<(User, String)>> {
+    const SQL: &str = "SELECT id, email, name, phone, role, blocked, token_version, created_at, \
+        updated_at, email_verified_at, password_hash FROM users WHERE id = $1";
+    let row = with_db!(db, pool => sqlx::query_as::<_, UserWithHash>(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(|r| (r.user, r.password_hash)))
+}
+
+/// Changes the name (when `name` is given) and the phone (when `phone` is given: `Some(None)`
+/// removes it).
+pub async fn update_profile(
+    db: &Db,
+    id: Uuid,
+    name: Option<&str>,
+    phone: Option<Option<&str>>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<User>> {
+    const SQL: &str = "UPDATE users SET name = COALESCE($2, name), \
+        phone = CASE WHEN $3 THEN $4 ELSE phone END, updated_at = $5 WHERE id = $1 \
+        RETURNING id, email, name, phone, role, blocked, token_version, created_at, updated_at, \
+        email_verified_at";
+    with_db!(db, pool => sqlx::query_as::<_, User>(SQL)
+        .bind(id)
+        .bind(name)
+        .bind(phone.is_some())
+        .bind(phone.flatten())
+        .bind(now)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Stores `token` for the account, replacing any older one of its purpose.
+const UPSERT_TOKEN: &str = "INSERT INTO account_tokens \
+    (user_id, purpose, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
+    ON CONFLICT (user_id, purpose) DO UPDATE SET token_hash = excluded.token_hash, \
+    created_at = excluded.created_at, expires_at = excluded.expires_at";
+
+/// A new password takes effect, every access and refresh token stops working, and the owner's
+/// mail about it is queued, together or not at all.
+const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
+    token_version = token_version + 1, updated_at = $3 WHERE id = $1";
+
+/// Stores a new token of `token.purpose` for `user` and queues `mail`, which carries it.
+pub async fn issue_token(
+    db: &Db,
+    outbox: &Outbox,
+    user: Uuid,
+    token: &NewAccountToken<'_>,
+    mail: &Mail,
+) -> sqlx::Result<()> {
+    transaction!(db, tx => {
+        sqlx::query(UPSERT_TOKEN)
+            .bind(user)
+            .bind(token.purpose.as_str())
+            .bind(token.hash)
+            .bind(token.now)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        outbox.enqueue_in(&mut *tx, mail).await?;
+    });
+    Ok(())
+}
+
+/// Stores a password-reset token for the account with this (normalised) email and queues `mail`
+/// to it, if there is one. The same statements run whether or not the account exists, so both
+/// cases cost the same.
+pub async fn request_reset(
+    db: &Db,
+    outbox: &Outbox,
+    email: &str,
+    token: &NewAccountToken<'_>,
+    mail: &Mail,
+) -> sqlx::Result<()> {
+    const SQL: &str = "INSERT INTO account_tokens \
+        (user_id, purpose, token_hash, created_at, expires_at) \
+        SELECT id, $2, $3, $4, $5 FROM users WHERE lower(email) = $1 \
+        ON CONFLICT (user_id, purpose) DO UPDATE SET token_hash = excluded.token_hash, \
+        created_at = excluded.created_at, expires_at = excluded.expires_at";
+    transaction!(db, tx => {
+        sqlx::query(SQL)
+            .bind(email)
+            .bind(token.purpose.as_str())
+            .bind(token.hash)
+            .bind(token.now)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        outbox.enqueue_in_if_account(&mut *tx, mail).await?;
+    });
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+pub struct StoredToken {
+    pub user_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The live token of `purpose` with this hash, expired or not.
+pub async fn find_token(
+    db: &Db,
+    purpose: TokenPurpose,
+    hash: &str,
+) -> sqlx::Result<Option<StoredToken>> {
+    const SQL: &str =
+        "SELECT user_id, expires_at FROM account_tokens WHERE token_hash = $1 AND purpose = $2";
+    with_db!(db, pool => sqlx::query_as::<_, StoredToken>(SQL)
+        .bind(hash)
+        .bind(purpose.as_str())
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Uses up the token with this hash if it is still live at `now`: its user, or `None` when
+/// another request used it first or it has expired.
+const CONSUME_TOKEN: &str = "DELETE FROM account_tokens \
+    WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 RETURNING user_id";
+
+/// Uses up the reset token `hash` and sets the password hash: the user's sessions end and
+/// `mail` is queued. `false` if the token was used meanwhile or has expired.
+pub async fn reset_password(
+    db: &Db,
+    outbox: &Outbox,
+    hash: &str,
+    password_hash: &str,
+    now: DateTime<Utc>,
+    mail: &Mail,
+) -> sqlx::Result<bool> {
+    const VERIFIED: &str = "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) \
+        WHERE id = $1";
+    let done = transaction!(db, tx => {
+        let user: Option<Uuid> = sqlx::query_scalar(CONSUME_TOKEN)
+            .bind(hash)
+            .bind(TokenPurpose::PasswordReset.as_str())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(user) = user {
+            sqlx::query(SET_PASSWORD).bind(user).bind(password_hash).bind(now).execute(&mut *tx).await?;
+            sqlx::query(REVOKE_ALL).bind(user).bind(now).execute(&mut *tx).await?;
+            // The reset link reached this address: it is the owner's.
+            sqlx::query(VERIFIED).bind(user).bind(now).execute(&mut *tx).await?;
+            outbox.enqueue_in(&mut *tx, mail).await?;
+        }
+        user.is_some()
+    });
+    Ok(done)
+}
+
+/// Sets the password hash of `user`: every session ends and `mail` is queued.
+pub async fn change_password(
+    db: &Db,
+    outbox: &Outbox,
+    user: Uuid,
+    password_hash: &str,
+    now: DateTime<Utc>,
+    mail: &Mail,
+) -> sqlx::Result<()> {
+    transaction!(db, tx => {
+        sqlx::query(SET_PASSWORD).bind(user).bind(password_hash).bind(now).execute(&mut *tx).await?;
+        sqlx::query(REVOKE_ALL).bind(user).bind(now).execute(&mut *tx).await?;
+        outbox.enqueue_in(&mut *tx, mail).await?;
+    });
+    Ok(())
+}
+
+/// Uses up the verification token `hash` and marks its user's email verified: the user, or
+/// `None` when the token is unknown, used or expired.
+pub async fn verify_email(db: &Db, hash: &str, now: DateTime<Utc>) -> sqlx::Result<Option<Uuid>> {
+    const VERIFY: &str = "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2), \
+        updated_at = $2 WHERE id = $1";
+    let user = transaction!(db, tx => {
+        let user: Option<Uuid> = sqlx::query_scalar(CONSUME_TOKEN)
+            .bind(hash)
+            .bind(TokenPurpose::EmailVerification.as_str())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(user) = user {
+            sqlx::query(VERIFY).bind(user).bind(now).execute(&mut *tx).await?;
+        }
+        user
+    });
+    Ok(user)
 }

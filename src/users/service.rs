@@ -1,12 +1,15 @@
-//! Account rules: who may register, sign in, refresh, and see or block whom.
+//! Account rules: who may register, sign in, refresh, and see or block whom; passwords, the
+//! profile and email verification.
 
 use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{
-    AuthPayload, LoginInput, NewRefreshToken, NewUser, RegisterInput, Rotation, User, UserFilter,
+    AuthPayload, ChangePasswordInput, LoginInput, NewAccountToken, NewRefreshToken, NewUser,
+    RegisterInput, ResetPasswordInput, Rotation, TokenPurpose, UpdateMeInput, User, UserFilter,
 };
 use super::{repo, validate};
 use crate::auth::password::Passwords;
@@ -15,6 +18,8 @@ use crate::auth::{AuthUser, Role};
 use crate::db::{self, Db, is_unique_violation};
 use crate::error::{AppError, AppResult};
 use crate::limits::ClientIp;
+use crate::mail::Mail;
+use crate::mail::templates::{self, Action};
 use crate::pagination::{Page, PageArgs, malformed_cursor};
 use crate::state::AppState;
 
@@ -46,6 +51,9 @@ pub async fn register(
         input.role,
     )
     .await?;
+    if let Err(e) = send_verification(state, &user).await {
+        tracing::warn!(error = ?e.message(), "cannot queue the verification mail");
+    }
     start_session(state, user).await
 }
 
@@ -77,6 +85,7 @@ async fn create(
         .map(validate::phone)
         .transpose()?;
     let password_hash = passwords.hash(password).await?;
+    let now = db::now();
     let new_user = NewUser {
         id: Uuid::now_v7(),
         email,
@@ -84,7 +93,9 @@ async fn create(
         name,
         phone,
         role,
-        now: db::now(),
+        now,
+        // Operators create admins and vouch for their addresses.
+        email_verified_at: (role == Role::Admin).then_some(now),
     };
     repo::insert(db, &new_user).await.map_err(|e| {
         if is_unique_violation(&e) {
@@ -322,4 +333,263 @@ fn refresh_ttl(state: &AppState) -> Duration {
 
 fn blocked() -> AppError {
     AppError::forbidden("this account is blocked; contact support")
+}
+
+/// How long a verification link works.
+const VERIFICATION_TTL: Duration = Duration::days(7);
+
+/// Checks the current password, sets the new one, and ends every session of the account (its
+/// sockets close with 4403); the owner is mailed, and this client gets a fresh session. Wrong
+/// current passwords count towards the sign-in backoff of the account's email.
+pub async fn change_password(
+    state: &AppState,
+    viewer: AuthUser,
+    input: ChangePasswordInput,
+) -> AppResult<AuthPayload> {
+    new_password(&input.new_password)?;
+    let (user, hash) = repo::find_with_password_by_id(&state.db, viewer.id)
+        .await?
+        .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))?;
+    let backoff = &state.limits.login_failures;
+    backoff.check(&user.email).map_err(|wait| {
+        AppError::rate_limited("too many wrong passwords; wait before trying again", wait)
+    })?;
+    if !state
+        .passwords
+        .verify(&input.current_password, Some(&hash))
+        .await?
+    {
+        backoff.failed(&user.email);
+        return Err(AppError::bad_input(
+            "currentPassword",
+            "the current password is incorrect",
+        ));
+    }
+    backoff.succeeded(&user.email);
+    let password_hash = state.passwords.hash(&input.new_password).await?;
+    let now = state.clock.now();
+    let mail = Mail {
+        to: user.email.clone(),
+        content: templates::password_changed(now),
+    };
+    repo::change_password(&state.db, &state.mail, user.id, &password_hash, now, &mail).await?;
+    state.realtime.presence.kick(user.id);
+    start_session(state, me(state, viewer).await?).await
+}
+
+/// Mails a reset link to the account with `email`, if there is one. The answer is always
+/// `true`, given once the limits have passed and before the account is looked up: its time
+/// cannot tell whether the email has an account (a commit that writes a token waits for the
+/// disk, one that finds no account does not). The lookup, the token and the mail follow, in
+/// the background.
+pub async fn request_password_reset(
+    state: &AppState,
+    client: ClientIp,
+    email: &str,
+) -> AppResult<bool> {
+    let too_many =
+        |wait| AppError::rate_limited("too many reset requests; wait before trying again", wait);
+    state
+        .limits
+        .password_reset_per_ip
+        .check(client.limit_key())
+        .map_err(too_many)?;
+    let email = email.trim().to_lowercase();
+    if email.len() > validate::EMAIL_MAX_BYTES {
+        // No account has it; it is not worth a place among the counted ones.
+        return Ok(true);
+    }
+    state
+        .limits
+        .password_reset_per_email
+        .check(email.clone())
+        .map_err(too_many)?;
+    let background = state.clone();
+    state.shutdown.after(
+        std::time::Duration::ZERO,
+        async move {
+            if let Err(e) = store_reset(&background, &email).await {
+                tracing::warn!(error = ?e.message(), "cannot store a password reset");
+            }
+        }
+        .in_current_span(),
+    );
+    Ok(true)
+}
+
+/// Stores a reset token for the account with `email` and queues its mail, with the same
+/// statements whether or not there is one.
+async fn store_reset(state: &AppState, email: &str) -> AppResult<()> {
+    let token = new_refresh_token();
+    let now = state.clock.now();
+    let ttl = state.config.password_reset_ttl.as_duration();
+    let mail = Mail {
+        to: email.to_owned(),
+        content: templates::password_reset(
+            &action(state.config.password_reset_url.as_deref(), &token.plain),
+            ttl.as_secs().div_ceil(60),
+        ),
+    };
+    let new_token = NewAccountToken {
+        purpose: TokenPurpose::PasswordReset,
+        hash: &token.hash,
+        now,
+        expires_at: now + Duration::from_std(ttl).unwrap_or(Duration::MAX),
+    };
+    Ok(repo::request_reset(&state.db, &state.mail, email, &new_token, &mail).await?)
+}
+
+/// Sets a new password with a mailed reset token: the token works once, until it expires or a
+/// newer one is issued; every other session of the account ends. A blocked account cannot.
+pub async fn reset_password(state: &AppState, input: ResetPasswordInput) -> AppResult<AuthPayload> {
+    new_password(&input.new_password)?;
+    let invalid = || {
+        AppError::bad_input(
+            "token",
+            "this reset link is not valid (used, or replaced by a newer one); ask for a new one",
+        )
+    };
+    let hash = hash_refresh_token(&input.token);
+    let found = repo::find_token(&state.db, TokenPurpose::PasswordReset, &hash)
+        .await?
+        .ok_or_else(invalid)?;
+    let now = state.clock.now();
+    if found.expires_at <= now {
+        return Err(AppError::bad_input(
+            "token",
+            "this reset link has expired; ask for a new one",
+        ));
+    }
+    let user = repo::find(&state.db, found.user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if user.blocked {
+        return Err(blocked());
+    }
+    let password_hash = state.passwords.hash(&input.new_password).await?;
+    let mail = Mail {
+        to: user.email.clone(),
+        content: templates::password_changed(now),
+    };
+    if !repo::reset_password(&state.db, &state.mail, &hash, &password_hash, now, &mail).await? {
+        return Err(invalid());
+    }
+    state.realtime.presence.kick(user.id);
+    let user = repo::find(&state.db, user.id).await?.ok_or_else(invalid)?;
+    start_session(state, user).await
+}
+
+/// Changes the viewer's name and phone, with `register`'s rules.
+pub async fn update_me(
+    state: &AppState,
+    viewer: AuthUser,
+    input: UpdateMeInput,
+) -> AppResult<User> {
+    let name = input.name.as_deref().map(validate::name).transpose()?;
+    let phone = input
+        .phone
+        .as_deref()
+        .map(|p| {
+            (!p.trim().is_empty())
+                .then(|| validate::phone(p))
+                .transpose()
+        })
+        .transpose()?;
+    repo::update_profile(
+        &state.db,
+        viewer.id,
+        name.as_deref(),
+        phone.as_ref().map(Option::as_deref),
+        db::now(),
+    )
+    .await?
+    .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))
+}
+
+/// Marks the address of the token's account verified; the token works once.
+pub async fn verify_email(state: &AppState, token: &str) -> AppResult<User> {
+    let hash = hash_refresh_token(token);
+    let user = repo::verify_email(&state.db, &hash, state.clock.now())
+        .await?
+        .ok_or_else(|| {
+            AppError::bad_input(
+                "token",
+                "this verification link is not valid (used, expired or replaced by a newer \
+                 one); ask for a new one with resendVerificationEmail",
+            )
+        })?;
+    repo::find(&state.db, user)
+        .await?
+        .ok_or_else(|| AppError::not_found("the account no longer exists"))
+}
+
+/// Mails the viewer a new verification link (the older one stops working); `false` when the
+/// address is already verified.
+pub async fn resend_verification_email(state: &AppState, viewer: AuthUser) -> AppResult<bool> {
+    state
+        .limits
+        .verification_mail_per_user
+        .check(viewer.id)
+        .map_err(|wait| {
+            AppError::rate_limited(
+                "too many verification mails; wait before asking again",
+                wait,
+            )
+        })?;
+    let user = me(state, viewer).await?;
+    if user.email_verified_at.is_some() {
+        return Ok(false);
+    }
+    send_verification(state, &user).await?;
+    Ok(true)
+}
+
+/// FORBIDDEN for a patient whose address is not verified, when MEDILINK_REQUIRE_VERIFIED_EMAIL
+/// is on; `what` is what they tried ("book an appointment").
+pub async fn require_verified_email(
+    state: &AppState,
+    viewer: AuthUser,
+    what: &str,
+) -> AppResult<()> {
+    if !state.config.require_verified_email || viewer.role != Role::Patient {
+        return Ok(());
+    }
+    if me(state, viewer).await?.email_verified_at.is_none() {
+        return Err(AppError::forbidden(format!(
+            "verify your email address before you {what}: open the link in the mail we sent \
+             you, or ask for a new one with resendVerificationEmail"
+        )));
+    }
+    Ok(())
+}
+
+async fn send_verification(state: &AppState, user: &User) -> AppResult<()> {
+    let token = new_refresh_token();
+    let now = state.clock.now();
+    let mail = Mail {
+        to: user.email.clone(),
+        content: templates::email_verification(&action(
+            state.config.email_verification_url.as_deref(),
+            &token.plain,
+        )),
+    };
+    let new_token = NewAccountToken {
+        purpose: TokenPurpose::EmailVerification,
+        hash: &token.hash,
+        now,
+        expires_at: now + VERIFICATION_TTL,
+    };
+    Ok(repo::issue_token(&state.db, &state.mail, user.id, &new_token, &mail).await?)
+}
+
+/// The link of `page` (a URL with `{token}`) for `token`, or the token alone without a page.
+fn action(page: Option<&str>, token: &str) -> Action {
+    match page {
+        Some(page) => Action::Link(page.replace("{token}", token)),
+        None => Action::Code(token.to_owned()),
+    }
+}
+
+fn new_password(password: &str) -> AppResult<()> {
+    validate::password(password).map_err(|e| e.with_field("newPassword"))
 }

@@ -735,3 +735,36 @@ async fn a_refund_that_cannot_reach_stripe_is_retried_and_a_failed_one_shows() {
             .contains("failed")
     );
 }
+
+#[tokio::test]
+async fn a_paid_booking_is_mailed_as_confirmed_to_both_parties_once_paid() {
+    let fake = FakeStripe::start().await;
+    let smtp = crate::common::smtp::SmtpServer::start().await;
+    let app = spawn_app_with(|c| {
+        crate::common::smtp::mail_to(c, &smtp);
+        fake.configure(c);
+        c.public_origins = ORIGIN.into();
+    })
+    .await;
+    let admin = app.admin().await;
+    let (doctor, doctor_id, _) = payable_doctor(&app, &fake, &admin, "LIC-PAID-MAIL").await;
+    let (patient, _, _) = paid_appointment(&app, &doctor_id, 30, "mail").await;
+    for party in [&doctor, &patient] {
+        let mails = smtp
+            .mails_about(&party.email, "Appointment confirmed", 1)
+            .await;
+        assert!(mails[0].text.as_deref().unwrap().contains("is confirmed"));
+    }
+    crate::common::smtp::outbox_drained(&app).await;
+    let confirmations = |email: &str| {
+        smtp.received_by(email)
+            .iter()
+            .filter(|m| m.subject.contains("Appointment confirmed"))
+            .count()
+    };
+    assert_eq!(
+        confirmations(&patient.email),
+        1,
+        "not when booked, only when paid"
+    );
+}

@@ -2,6 +2,7 @@
 //! or a new PostgreSQL database when MEDILINK_TEST_DATABASE_URL is set).
 
 pub mod gate;
+pub mod smtp;
 pub mod stripe;
 pub mod tls;
 pub mod ws;
