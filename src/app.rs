@@ -24,7 +24,7 @@ use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
-use crate::{calls, graphql, http, payments};
+use crate::{calls, graphql, http, notifications, payments, reminders};
 
 /// Why the server could not start; one line for the operator.
 #[derive(Debug)]
@@ -195,6 +195,8 @@ impl Application {
         let schema = graphql::build(state.clone());
         let router = http::router(state.clone(), schema);
         calls::service::instance_started(&state).await;
+        notifications::service::start_retention_sweep(&state);
+        reminders::service::start_sweep(&state);
         tracing::info!(address = %self.local_addr(), database = state.db.backend(), "listening");
         // Without TCP_NODELAY, a second small frame (a `complete` after a `next`) waits for
         // the peer's delayed ACK: 40 ms added to each operation on a socket.

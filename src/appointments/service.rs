@@ -127,7 +127,8 @@ pub async fn book(
         NotificationKind::AppointmentBooked,
         format!("New appointment on {when}"),
         Some(appointment.id),
-    );
+    )
+    .await;
     Ok(appointment)
 }
 
@@ -148,7 +149,7 @@ async fn notify_other(
         .flatten()
     {
         if user != viewer.id {
-            notify(state, user, kind, message.clone(), Some(appointment.id));
+            notify(state, user, kind, message.clone(), Some(appointment.id)).await;
         }
     }
     Ok(())

@@ -49,6 +49,11 @@ const SQLITE: &[Source] = &[
         "specialization counts",
         include_str!("../../migrations/sqlite/0008_specialization_counts.sql"),
     ),
+    (
+        10,
+        "notifications and reminders",
+        include_str!("../../migrations/sqlite/0010_notifications.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -86,6 +91,11 @@ const POSTGRES: &[Source] = &[
         8,
         "specialization counts",
         include_str!("../../migrations/postgres/0008_specialization_counts.sql"),
+    ),
+    (
+        10,
+        "notifications and reminders",
+        include_str!("../../migrations/postgres/0010_notifications.sql"),
     ),
 ];
 

@@ -230,7 +230,8 @@ pub async fn approve(state: &AppState, viewer: AuthUser, id: Uuid) -> AppResult<
                 NotificationKind::DoctorApproved,
                 "Your profile was approved: patients can now find and book you.",
                 None,
-            );
+            )
+            .await;
             Ok(doctor)
         }
         None => Err(refused_transition(state, id, "approved").await),
@@ -263,7 +264,8 @@ pub async fn reject(
                 NotificationKind::DoctorRejected,
                 format!("Your profile was rejected: {reason}"),
                 None,
-            );
+            )
+            .await;
             Ok(doctor)
         }
         None => Err(refused_transition(state, id, "rejected").await),

@@ -24,7 +24,9 @@ use crate::config::Config;
 use crate::doctors::graphql::{DoctorsMutation, DoctorsQuery};
 use crate::error::ErrorCode;
 use crate::ice::graphql::IceQuery;
-use crate::notifications::graphql::NotificationsSubscription;
+use crate::notifications::graphql::{
+    NotificationsMutation, NotificationsQuery, NotificationsSubscription,
+};
 use crate::payments::graphql::{PaymentsMutation, PaymentsQuery};
 use crate::reviews::graphql::ReviewsMutation;
 use crate::scheduling::graphql::SchedulingMutation;
@@ -42,6 +44,7 @@ pub struct Query(
     ChatQuery,
     PaymentsQuery,
     IceQuery,
+    NotificationsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -54,6 +57,7 @@ pub struct Mutation(
     CallsMutation,
     ChatMutation,
     PaymentsMutation,
+    NotificationsMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -366,7 +366,8 @@ async fn paid(state: &AppState, payment: &PaymentRow) -> AppResult<()> {
             NotificationKind::AppointmentPaid,
             format!("The appointment on {when} is paid and confirmed"),
             Some(appointment.id),
-        );
+        )
+        .await;
     }
     Ok(())
 }
