@@ -26,7 +26,7 @@ use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
-use crate::{calls, http, mail, payments, schema};
+use crate::{calls, http, mail, notifications, payments, reminders, schema};
 
 /// Why the server could not start; one line for the operator.
 #[derive(Debug)]
@@ -203,6 +203,8 @@ impl Application {
         let schema = schema::build(state.clone());
         let router = http::router(state.clone(), schema);
         calls::service::instance_started(&state).await;
+        notifications::service::start_retention_sweep(&state);
+        reminders::service::start_sweep(&state);
         tracing::info!(address = %self.local_addr(), database = state.db.backend(), "listening");
         mail::worker::start(&state, self.mail);
         // Without TCP_NODELAY, a second small frame (a `complete` after a `next`) waits for

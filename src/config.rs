@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -140,6 +141,15 @@ pub struct Config {
     /// By normalised email, whether or not an account has it.
     pub limit_password_reset_per_email: Rate,
     pub limit_verification_mail_per_user: Rate,
+    /// How long notifications stay in their user's inbox.
+    pub notification_retention_days: u32,
+    /// How often notifications past their retention are deleted.
+    pub notification_sweep_secs: u64,
+    /// How long before a confirmed appointment its reminders go out, separated by commas
+    /// (`24h,15m`; units `d`, `h`, `m`, `s`); empty for no reminders.
+    pub reminder_offsets: String,
+    /// How often due reminders are looked for.
+    pub reminder_sweep_secs: u64,
 }
 
 impl Default for Config {
@@ -213,6 +223,10 @@ impl Default for Config {
             limit_password_reset_per_ip: Rate::new(20, 3600),
             limit_password_reset_per_email: Rate::new(5, 3600),
             limit_verification_mail_per_user: Rate::new(5, 3600),
+            notification_retention_days: 90,
+            notification_sweep_secs: 60 * 60,
+            reminder_offsets: "24h,15m".into(),
+            reminder_sweep_secs: 60,
         }
     }
 }
@@ -368,6 +382,7 @@ impl Config {
                 );
             }
         }
+        self.validate_notifications()?;
         self.validate_payments()?;
         self.validate_mail()
     }
@@ -420,6 +435,27 @@ impl Config {
             return bad("MEDILINK_PASSWORD_RESET_TTL", "must be at least 1s");
         }
         Ok(())
+    }
+
+    fn validate_notifications(&self) -> Result<(), ConfigError> {
+        let bad = |setting: &str, why: &str| Err(ConfigError(format!("invalid {setting}: {why}")));
+        if self.notification_retention_days == 0 {
+            return bad("MEDILINK_NOTIFICATION_RETENTION_DAYS", "must be at least 1");
+        }
+        if self.notification_sweep_secs == 0 {
+            return bad("MEDILINK_NOTIFICATION_SWEEP_SECS", "must be at least 1");
+        }
+        if self.reminder_sweep_secs == 0 {
+            return bad("MEDILINK_REMINDER_SWEEP_SECS", "must be at least 1");
+        }
+        parse_offsets(&self.reminder_offsets)
+            .map(drop)
+            .map_err(|why| ConfigError(format!("invalid MEDILINK_REMINDER_OFFSETS: {why}")))
+    }
+
+    /// The reminder offsets, longest first, without repeats.
+    pub fn reminder_offsets(&self) -> Vec<Duration> {
+        parse_offsets(&self.reminder_offsets).unwrap_or_default()
     }
 
     fn validate_payments(&self) -> Result<(), ConfigError> {
@@ -528,6 +564,46 @@ impl Config {
             )
         })
     }
+}
+
+/// Most reminders before one appointment, and how far ahead the earliest may go.
+const MAX_REMINDER_OFFSETS: usize = 5;
+const MAX_REMINDER_OFFSET: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// `24h,15m` as durations, longest first, without repeats.
+fn parse_offsets(value: &str) -> Result<Vec<Duration>, String> {
+    let mut offsets = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let split = item.len() - item.chars().last().map_or(0, char::len_utf8);
+        let (number, unit) = item.split_at(split);
+        let seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 60 * 60,
+            "d" => 24 * 60 * 60,
+            _ => {
+                return Err(format!(
+                    "`{item}` needs a unit: d, h, m or s (e.g. 24h,15m)"
+                ));
+            }
+        };
+        let offset = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(seconds))
+            .map(Duration::from_secs)
+            .filter(|d| !d.is_zero() && *d <= MAX_REMINDER_OFFSET)
+            .ok_or_else(|| {
+                format!("`{item}` is not a whole number of {unit} from 1 up to 30 days")
+            })?;
+        offsets.push(offset);
+    }
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    offsets.dedup();
+    if offsets.len() > MAX_REMINDER_OFFSETS {
+        return Err(format!("at most {MAX_REMINDER_OFFSETS} offsets"));
+    }
+    Ok(offsets)
 }
 
 /// `scheme://host[:port]` with nothing after it.
@@ -652,6 +728,10 @@ impl fmt::Debug for Config {
             limit_password_reset_per_ip,
             limit_password_reset_per_email,
             limit_verification_mail_per_user,
+            notification_retention_days,
+            notification_sweep_secs,
+            reminder_offsets,
+            reminder_sweep_secs,
         } = self;
         f.debug_struct("Config")
             .field("database_url", &without_password(database_url))
@@ -726,6 +806,10 @@ impl fmt::Debug for Config {
                 "limit_verification_mail_per_user",
                 limit_verification_mail_per_user,
             )
+            .field("notification_retention_days", notification_retention_days)
+            .field("notification_sweep_secs", notification_sweep_secs)
+            .field("reminder_offsets", reminder_offsets)
+            .field("reminder_sweep_secs", reminder_sweep_secs)
             .finish()
     }
 }
@@ -840,6 +924,19 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("redis://:..@cache:6379/0"), "{shown}");
+    }
+
+    #[test]
+    fn reminder_offsets_read_longest_first() {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(
+            parse_offsets(" 15m, 24h,1d ,90s"),
+            Ok(vec![minutes(24 * 60), minutes(15), Duration::from_secs(90)])
+        );
+        assert_eq!(parse_offsets(""), Ok(vec![]));
+        for bad in ["15", "0m", "31d", "1w", "h", "-5m", "1h,2h,3h,4h,5h,6h"] {
+            assert!(parse_offsets(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod notifications;
 pub mod pagination;
 pub mod payments;
 pub mod realtime;
+pub mod reminders;
 pub mod reviews;
 pub mod scheduling;
 pub mod schema;

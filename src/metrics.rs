@@ -224,7 +224,7 @@ impl Metrics {
         registry.register(
             "medilink_db_calls",
             "Database calls (a statement or a transaction) since start; the reads of /metrics \
-             itself are not counted",
+             itself and the notification and reminder sweeps are not counted",
             db.calls_counter(),
         );
         let cached_documents = Gauge::default();

@@ -131,7 +131,8 @@ pub async fn book(
         NotificationKind::AppointmentBooked,
         format!("New appointment on {when}"),
         Some(appointment.id),
-    );
+    )
+    .await;
     if appointment.status == AppointmentStatus::Confirmed {
         let mail = templates::appointment_confirmed(appointment.starts_at);
         let parties = [appointment.patient_id, doctor.user_id];
@@ -176,7 +177,7 @@ async fn notify_other(
         .flatten()
     {
         if user != viewer.id {
-            notify(state, user, kind, message.clone(), Some(appointment.id));
+            notify(state, user, kind, message.clone(), Some(appointment.id)).await;
         }
     }
     Ok(())

@@ -54,6 +54,11 @@ const SQLITE: &[Source] = &[
         "accounts and mail",
         include_str!("../../migrations/sqlite/0009_accounts_mail.sql"),
     ),
+    (
+        10,
+        "notifications and reminders",
+        include_str!("../../migrations/sqlite/0010_notifications.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -96,6 +101,11 @@ const POSTGRES: &[Source] = &[
         9,
         "accounts and mail",
         include_str!("../../migrations/postgres/0009_accounts_mail.sql"),
+    ),
+    (
+        10,
+        "notifications and reminders",
+        include_str!("../../migrations/postgres/0010_notifications.sql"),
     ),
 ];
 

@@ -231,7 +231,8 @@ pub async fn approve(state: &AppState, viewer: AuthUser, id: Uuid) -> AppResult<
                 NotificationKind::DoctorApproved,
                 "Your profile was approved: patients can now find and book you.",
                 None,
-            );
+            )
+            .await;
             let mail = templates::doctor_approved();
             state
                 .mail
@@ -269,7 +270,8 @@ pub async fn reject(
                 NotificationKind::DoctorRejected,
                 format!("Your profile was rejected: {reason}"),
                 None,
-            );
+            )
+            .await;
             let mail = templates::doctor_rejected(&reason);
             state
                 .mail

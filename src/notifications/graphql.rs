@@ -1,23 +1,84 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Subscription};
+use async_graphql::{Context, ID, Object, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
+use super::service;
 use super::{Notification, NotificationKind};
 use crate::appointments;
 use crate::appointments::model::Appointment;
 use crate::error::AppResult;
 use crate::events::Event;
-use crate::graphql::context::user_events;
+use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
+use crate::graphql::context::user_events;
+use crate::graphql::ids::parse_id;
+use crate::pagination::{PageArgs, page_complexity};
+
+#[derive(Default)]
+pub struct NotificationsQuery;
+
+#[Object]
+impl NotificationsQuery {
+    /// Your notifications, newest first (only the unread ones with `unreadOnly: true`).
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
+    async fn my_notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+        unread_only: Option<bool>,
+    ) -> AppResult<Connection<Notification>> {
+        let viewer = viewer(ctx).await?;
+        let args = PageArgs::new(first, after)?;
+        let unread_only = unread_only.unwrap_or(false);
+        let state = state(ctx);
+        let page = service::list_mine(state, viewer, unread_only, &args).await?;
+        let state = state.clone();
+        Ok(connection(
+            page,
+            Arc::new(move || {
+                let state = state.clone();
+                Box::pin(async move { service::count(&state, viewer, unread_only).await })
+            }),
+        ))
+    }
+
+    /// How many of your notifications are unread.
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
+        service::unread_count(state(ctx), viewer(ctx).await?).await
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationsMutation;
+
+#[Object]
+impl NotificationsMutation {
+    /// Marks your notifications `ids` (at most 100) read, or all of them with `all: true`.
+    /// Returns how many were unread. An id that is not one of your notifications is NOT_FOUND,
+    /// and then nothing changes.
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<ID>>,
+        all: Option<bool>,
+    ) -> AppResult<u64> {
+        let viewer = viewer(ctx).await?;
+        let ids = ids
+            .map(|ids| ids.iter().map(|id| parse_id(id, "ids")).collect())
+            .transpose()?;
+        service::mark_read(state(ctx), viewer, ids, all.unwrap_or(false)).await
+    }
+}
 
 #[derive(Default)]
 pub struct NotificationsSubscription;
 
 #[Subscription]
 impl NotificationsSubscription {
-    /// Your notifications as they happen.
+    /// Your notifications as they happen, each already in your inbox under its `id`.
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -34,6 +95,10 @@ impl NotificationsSubscription {
 
 #[Object]
 impl Notification {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+
     async fn kind(&self) -> NotificationKind {
         self.kind
     }
@@ -54,5 +119,10 @@ impl Notification {
 
     async fn at(&self) -> DateTime<Utc> {
         self.at
+    }
+
+    /// When you marked it read; null while it is unread.
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.read_at
     }
 }

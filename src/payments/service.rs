@@ -367,7 +367,8 @@ async fn paid(state: &AppState, payment: &PaymentRow) -> AppResult<()> {
             NotificationKind::AppointmentPaid,
             format!("The appointment on {when} is paid and confirmed"),
             Some(appointment.id),
-        );
+        )
+        .await;
     }
     let parties: Vec<Uuid> = [Some(appointment.patient_id), doctor_user]
         .into_iter()

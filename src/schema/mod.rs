@@ -18,7 +18,9 @@ use crate::error::ErrorCode;
 use crate::graphql::context::Session;
 use crate::graphql::loaders::Loaders;
 use crate::ice::graphql::IceQuery;
-use crate::notifications::graphql::NotificationsSubscription;
+use crate::notifications::graphql::{
+    NotificationsMutation, NotificationsQuery, NotificationsSubscription,
+};
 use crate::payments::graphql::{PaymentsMutation, PaymentsQuery};
 use crate::reviews::graphql::ReviewsMutation;
 use crate::scheduling::graphql::SchedulingMutation;
@@ -34,6 +36,7 @@ pub struct Query(
     ChatQuery,
     PaymentsQuery,
     IceQuery,
+    NotificationsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -46,6 +49,7 @@ pub struct Mutation(
     CallsMutation,
     ChatMutation,
     PaymentsMutation,
+    NotificationsMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -7,6 +7,7 @@ use medilink::auth::Role;
 use medilink::calls::model::{CallEndReason, CallStatus};
 use medilink::db::{Db, Pool};
 use medilink::doctors::model::VerificationStatus;
+use medilink::notifications::NotificationKind;
 use medilink::payments::model::PaymentStatus;
 use sqlx::{Decode, Encode, Sqlite, SqlitePool, Type};
 use uuid::Uuid;
@@ -113,4 +114,5 @@ async fn stored_enums_are_their_graphql_names() {
     stored_as_named::<CallStatus>(&pool).await;
     stored_as_named::<CallEndReason>(&pool).await;
     stored_as_named::<PaymentStatus>(&pool).await;
+    stored_as_named::<NotificationKind>(&pool).await;
 }
