@@ -228,8 +228,8 @@ async fn the_inbox_pages_newest_first_and_counts_toward_complexity() {
         "newest first: {times:?}"
     );
     assert_eq!(seen[5]["kind"], "DOCTOR_APPROVED");
-    let mut ids: Vec<&str> = seen.iter().map(|n| n["id"].as_str().unwrap()).collect();
-    ids.dedup();
+    let ids: std::collections::HashSet<&str> =
+        seen.iter().map(|n| n["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 6, "no item twice across pages");
 
     let too_big = app
