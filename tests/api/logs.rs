@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::stripe::{FakeStripe, ORIGIN, event};
-use crate::common::ws::{WsClient, accept_call, listen_for_signals, start_call};
+use crate::common::ws::{WsClient, accept_call, listen_for_signals, relay, start_call};
 use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
@@ -385,12 +385,6 @@ fn line<'a>(logs: &'a [Value], text: &str, id: &str, user: &str) -> &'a Value {
     logs.iter()
         .find(|l| message(l) == text && in_span(l, id, Some(user)))
         .unwrap_or_else(|| panic!("no `{text}` line in connection {id} of {user}"))
-}
-
-/// Sends `input` as a signal from `from` and returns the signal `to` receives.
-async fn relay(from: &mut WsClient, to: &mut WsClient, input: Value) -> Value {
-    from.signal("signal", input).await;
-    to.next_data("signals").await["signals"].clone()
 }
 
 #[tokio::test]
