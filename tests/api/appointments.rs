@@ -114,14 +114,9 @@ fn date(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
-#[tokio::test]
-async fn a_doctor_sets_a_schedule_and_bad_ones_are_refused() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    let (doctor, id) = app
-        .approved_doctor(&admin, "Dr Schedule", profile_input("SCH-1"))
-        .await;
-    let input = json!({
+/// A week of Monday and Friday hours in Berlin, in 20-minute slots, closed on Christmas Day.
+fn berlin_week() -> Value {
+    json!({
         "timeZone": "Europe/Berlin",
         "slotMinutes": 20,
         "weekly": [
@@ -130,11 +125,20 @@ async fn a_doctor_sets_a_schedule_and_bad_ones_are_refused() {
             { "weekday": "FRIDAY", "start": "08:30", "end": "11:00" }
         ],
         "exceptions": [{ "date": "2026-12-25", "available": false }]
-    });
+    })
+}
+
+#[tokio::test]
+async fn a_doctor_sets_a_schedule_that_anyone_can_read() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (doctor, id) = app
+        .approved_doctor(&admin, "Dr Schedule", profile_input("SCH-1"))
+        .await;
     let set = app
         .ok(
             SET_SCHEDULE,
-            json!({ "input": input }),
+            json!({ "input": berlin_week() }),
             Some(&doctor.access),
         )
         .await;
@@ -155,84 +159,47 @@ async fn a_doctor_sets_a_schedule_and_bad_ones_are_refused() {
         public["doctor"]["schedule"]["exceptions"][0]["date"],
         "2026-12-25"
     );
+}
 
+#[tokio::test]
+async fn bad_schedules_are_refused_with_their_field_and_change_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (doctor, id) = doctor_with_schedule(&app, &admin, "SCH-1", berlin_week()).await;
     let with = |key: &str, value: Value| {
-        let mut bad = input.clone();
+        let mut bad = berlin_week();
         bad[key] = value;
         json!({ "input": bad })
     };
-    let cases = [
-        (
-            "unknown zone",
-            with("timeZone", json!("Mars/Olympus_Mons")),
-            "timeZone",
-        ),
-        (
-            "slot too short",
-            with("slotMinutes", json!(5)),
-            "slotMinutes",
-        ),
-        (
-            "slot too long",
-            with("slotMinutes", json!(121)),
-            "slotMinutes",
-        ),
-        (
-            "overlapping windows",
-            with(
-                "weekly",
-                json!([
+    // What is wrong, the field at fault (it holds the wrong value), the wrong value.
+    let cases = json!([
+        ["unknown zone", "timeZone", "Mars/Olympus_Mons"],
+        ["slot too short", "slotMinutes", 5],
+        ["slot too long", "slotMinutes", 121],
+        ["overlapping windows", "weekly", [
             { "weekday": "MONDAY", "start": "09:00", "end": "12:00" },
-            { "weekday": "MONDAY", "start": "11:00", "end": "13:00" }]),
-            ),
-            "weekly",
-        ),
-        (
-            "end before start",
-            with(
-                "weekly",
-                json!([{ "weekday": "MONDAY", "start": "12:00", "end": "09:00" }]),
-            ),
-            "weekly",
-        ),
-        (
-            "not a time",
-            with(
-                "weekly",
-                json!([{ "weekday": "MONDAY", "start": "25:00", "end": "26:00" }]),
-            ),
-            "weekly",
-        ),
-        (
-            "day off with hours",
-            with(
-                "exceptions",
-                json!([{ "date": "2026-12-24", "available": false, "windows": [{ "start": "09:00", "end": "10:00" }] }]),
-            ),
-            "exceptions",
-        ),
-        (
-            "negative notice",
-            with("minNoticeMinutes", json!(-1)),
-            "minNoticeMinutes",
-        ),
-    ];
-    for (name, variables, field) in cases {
+            { "weekday": "MONDAY", "start": "11:00", "end": "13:00" }]],
+        ["end before start", "weekly", [{ "weekday": "MONDAY", "start": "12:00", "end": "09:00" }]],
+        ["not a time", "weekly", [{ "weekday": "MONDAY", "start": "25:00", "end": "26:00" }]],
+        ["day off with hours", "exceptions", [{ "date": "2026-12-24", "available": false,
+            "windows": [{ "start": "09:00", "end": "10:00" }] }]],
+        ["negative notice", "minNoticeMinutes", -1]
+    ]);
+    for case in cases.as_array().unwrap() {
+        let (name, field) = (&case[0], case[1].as_str().unwrap());
         let body = app
-            .graphql(SET_SCHEDULE, variables, Some(&doctor.access))
+            .graphql(
+                SET_SCHEDULE,
+                with(field, case[2].clone()),
+                Some(&doctor.access),
+            )
             .await;
         assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{name}: {body}");
         assert_eq!(error_field(&body), Some(field), "{name}: {body}");
     }
+    let funday = json!([{ "weekday": "FUNDAY", "start": "09:00", "end": "10:00" }]);
     let bad_weekday = app
-        .graphql(
-            SET_SCHEDULE,
-            with(
-                "weekly",
-                json!([{ "weekday": "FUNDAY", "start": "09:00", "end": "10:00" }]),
-            ),
-            Some(&doctor.access),
-        )
+        .graphql(SET_SCHEDULE, with("weekly", funday), Some(&doctor.access))
         .await;
     assert_eq!(error_code(&bad_weekday), Some("BAD_USER_INPUT"));
     let unchanged = app
@@ -246,54 +213,45 @@ async fn a_doctor_sets_a_schedule_and_bad_ones_are_refused() {
         unchanged["doctor"]["schedule"]["slotMinutes"], 20,
         "refused inputs change nothing"
     );
+}
 
+#[tokio::test]
+async fn only_an_approved_doctor_sets_a_schedule() {
+    let app = spawn_app().await;
     let patient = app.register_patient().await;
+    let schedule = json!({ "input": berlin_week() });
     let by_patient = app
-        .graphql(
-            SET_SCHEDULE,
-            json!({ "input": input }),
-            Some(&patient.access),
-        )
+        .graphql(SET_SCHEDULE, schedule.clone(), Some(&patient.access))
         .await;
     assert_eq!(error_code(&by_patient), Some("FORBIDDEN"));
     let newcomer = app.register_doctor().await;
     let no_profile = app
-        .graphql(
-            SET_SCHEDULE,
-            json!({ "input": input }),
-            Some(&newcomer.access),
-        )
+        .graphql(SET_SCHEDULE, schedule, Some(&newcomer.access))
         .await;
     assert_eq!(error_code(&no_profile), Some("NOT_FOUND"));
 }
 
+/// Sunday hours in `zone`, bookable at once.
+fn sundays(start: &str, end: &str, zone: &str, minutes: i64) -> Value {
+    json!({ "timeZone": zone, "slotMinutes": minutes, "minNoticeMinutes": 0,
+            "weekly": [{ "weekday": "SUNDAY", "start": start, "end": end }] })
+}
+
+/// The free slots of one day, in the doctor's zone.
+async fn slots_on(app: &TestApp, doctor_id: &str, day: &str) -> Vec<DateTime<Utc>> {
+    free_slots(app, doctor_id, date(day), date(day), None).await
+}
+
 #[tokio::test]
-async fn slots_follow_daylight_saving_in_new_york_and_berlin() {
+async fn new_york_springing_forward_has_no_slot_in_the_missing_hour() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     travel_to(&app, utc("2026-03-01T12:00:00Z"));
-    let sundays = |start: &str, end: &str, zone: &str, minutes: i64| {
-        json!({ "timeZone": zone, "slotMinutes": minutes, "minNoticeMinutes": 0,
-                "weekly": [{ "weekday": "SUNDAY", "start": start, "end": end }] })
-    };
-    let (_, new_york) = doctor_with_schedule(
-        &app,
-        &admin,
-        "NY-1",
-        sundays("01:00", "04:00", "America/New_York", 30),
-    )
-    .await;
+    let schedule = sundays("01:00", "04:00", "America/New_York", 30);
+    let (_, new_york) = doctor_with_schedule(&app, &admin, "NY-1", schedule).await;
     // 2026-03-08: 02:00-03:00 does not exist in New York.
-    let spring = free_slots(
-        &app,
-        &new_york,
-        date("2026-03-08"),
-        date("2026-03-08"),
-        None,
-    )
-    .await;
     assert_eq!(
-        spring,
+        slots_on(&app, &new_york, "2026-03-08").await,
         [
             "2026-03-08T06:00:00Z",
             "2026-03-08T06:30:00Z",
@@ -302,38 +260,23 @@ async fn slots_follow_daylight_saving_in_new_york_and_berlin() {
         ]
         .map(utc)
     );
-    let week_before = free_slots(
-        &app,
-        &new_york,
-        date("2026-03-01"),
-        date("2026-03-01"),
-        None,
-    )
-    .await;
+    let week_before = slots_on(&app, &new_york, "2026-03-01").await;
     assert!(
         week_before.is_empty(),
         "Sunday 1 March is past its hours by the clock: {week_before:?}"
     );
+}
 
+#[tokio::test]
+async fn new_york_falling_back_offers_the_repeated_hour_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
     travel_to(&app, utc("2026-10-25T12:00:00Z"));
-    let (_, night_owl) = doctor_with_schedule(
-        &app,
-        &admin,
-        "NY-2",
-        sundays("00:00", "03:00", "America/New_York", 30),
-    )
-    .await;
+    let schedule = sundays("00:00", "03:00", "America/New_York", 30);
+    let (_, night_owl) = doctor_with_schedule(&app, &admin, "NY-2", schedule).await;
     // 2026-11-01: 01:00-02:00 happens twice in New York; it is offered once.
-    let fall = free_slots(
-        &app,
-        &night_owl,
-        date("2026-11-01"),
-        date("2026-11-01"),
-        None,
-    )
-    .await;
     assert_eq!(
-        fall,
+        slots_on(&app, &night_owl, "2026-11-01").await,
         [
             "2026-11-01T04:00:00Z",
             "2026-11-01T04:30:00Z",
@@ -344,29 +287,22 @@ async fn slots_follow_daylight_saving_in_new_york_and_berlin() {
         ]
         .map(utc)
     );
+}
 
+#[tokio::test]
+async fn berlin_springing_forward_keeps_the_slots_either_side_and_books_them() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
     travel_to(&app, utc("2026-03-20T12:00:00Z"));
-    let (_, berlin) = doctor_with_schedule(
-        &app,
-        &admin,
-        "BER-1",
-        sundays("01:00", "04:00", "Europe/Berlin", 60),
-    )
-    .await;
+    let schedule = sundays("01:00", "04:00", "Europe/Berlin", 60);
+    let (_, berlin) = doctor_with_schedule(&app, &admin, "BER-1", schedule).await;
     // 2026-03-29: Berlin jumps from 02:00 CET to 03:00 CEST; 01:00 and 03:00 remain.
-    let berlin_spring =
-        free_slots(&app, &berlin, date("2026-03-29"), date("2026-03-29"), None).await;
     assert_eq!(
-        berlin_spring,
+        slots_on(&app, &berlin, "2026-03-29").await,
         ["2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z"].map(utc)
     );
-    let booked = book(
-        &app,
-        &app.register_patient().await,
-        &berlin,
-        utc("2026-03-29T01:00:00Z"),
-    )
-    .await;
+    let patient = app.register_patient().await;
+    let booked = book(&app, &patient, &berlin, utc("2026-03-29T01:00:00Z")).await;
     assert_eq!(
         utc(booked["data"]["bookAppointment"]["endsAt"]
             .as_str()
@@ -374,21 +310,15 @@ async fn slots_follow_daylight_saving_in_new_york_and_berlin() {
         utc("2026-03-29T02:00:00Z"),
         "{booked}"
     );
-    let off_the_clock = book(
-        &app,
-        &app.register_patient().await,
-        &berlin,
-        utc("2026-03-29T00:30:00Z"),
-    )
-    .await;
+    let patient = app.register_patient().await;
+    let off_the_clock = book(&app, &patient, &berlin, utc("2026-03-29T00:30:00Z")).await;
     assert_eq!(
         error_code(&off_the_clock),
         Some("BAD_USER_INPUT"),
         "a time between slots is refused"
     );
-    let after = free_slots(&app, &berlin, date("2026-03-29"), date("2026-03-29"), None).await;
     assert_eq!(
-        after,
+        slots_on(&app, &berlin, "2026-03-29").await,
         ["2026-03-29T00:00:00Z"].map(utc),
         "the booked slot is gone"
     );
@@ -488,145 +418,165 @@ async fn one_patient_booking_several_doctors_at_once_gets_one() {
     assert_eq!(app.count_rows("appointments").await, 1);
 }
 
-#[tokio::test]
-async fn an_appointment_lives_through_its_lifecycle_and_gets_reviewed() {
-    let app = spawn_app().await;
+/// A confirmed booking and the people around it.
+struct Booked {
+    doctor: Account,
+    doctor_id: String,
+    patient: Account,
+    /// The appointment's id.
+    id: String,
+    slot: DateTime<Utc>,
+    /// `bookAppointment` as the patient received it.
+    booking: Value,
+}
+
+/// A patient's booking of the third upcoming slot of a doctor open around the clock, with the
+/// default 24 h cancellation notice.
+async fn a_booking(app: &TestApp, licence: &str) -> Booked {
     let admin = app.admin().await;
     let (doctor, doctor_id) =
-        doctor_with_schedule(&app, &admin, "LIFE-1", always_open(json!({}))).await;
+        doctor_with_schedule(app, &admin, licence, always_open(json!({}))).await;
     let patient = app.register_patient().await;
-    let slot = upcoming(&app, &doctor_id).await[2];
+    let slot = upcoming(app, &doctor_id).await[2];
+    let booked = book(app, &patient, &doctor_id, slot).await;
+    let booking = booked["data"]["bookAppointment"].clone();
+    assert_eq!(booking["status"], "CONFIRMED", "{booked}");
+    let id = booking["id"].as_str().unwrap().to_owned();
+    Booked {
+        doctor,
+        doctor_id,
+        patient,
+        id,
+        slot,
+        booking,
+    }
+}
 
-    let booked = book(&app, &patient, &doctor_id, slot).await;
-    let appointment = &booked["data"]["bookAppointment"];
-    assert_eq!(appointment["status"], "CONFIRMED", "{booked}");
+/// `a_booking`, started by the doctor at its time and completed.
+async fn a_completed_appointment(app: &TestApp, licence: &str) -> Booked {
+    let booked = a_booking(app, licence).await;
+    travel_to(app, booked.slot - Duration::minutes(5));
+    for step in ["startAppointment", "completeAppointment"] {
+        let done = act(app, step, &booked.id, &booked.doctor).await;
+        assert!(done.get("errors").is_none(), "{step}: {done}");
+    }
+    booked
+}
+
+/// Runs the lifecycle mutation `name` on appointment `id` as `by`.
+async fn act(app: &TestApp, name: &str, id: &str, by: &Account) -> Value {
+    let mutation = format!("mutation($id: ID!) {{ {name}(id: $id) {{ status }} }}");
+    app.graphql(&mutation, json!({ "id": id }), Some(&by.access))
+        .await
+}
+
+/// Reviews appointment `id` as `by` with `review`'s fields.
+async fn review(app: &TestApp, id: &str, by: &Account, mut review: Value) -> Value {
+    review["appointmentId"] = json!(id);
+    app.graphql(REVIEW, json!({ "input": review }), Some(&by.access))
+        .await
+}
+
+#[tokio::test]
+async fn a_booking_copies_the_fee_and_names_both_sides() {
+    let app = spawn_app().await;
+    let booked = a_booking(&app, "LIFE-1").await;
     assert_eq!(
-        appointment["fee"],
+        booked.booking["fee"],
         json!({ "amount": 5000, "currency": "USD" }),
         "the fee is copied"
     );
-    assert_eq!(appointment["doctor"]["id"], doctor_id.as_str());
-    assert_eq!(appointment["patient"]["id"], patient.id.as_str());
-    let id = appointment["id"].as_str().unwrap().to_owned();
-    let act = |name: &'static str| format!("mutation($id: ID!) {{ {name}(id: $id) {{ status }} }}");
+    assert_eq!(booked.booking["doctor"]["id"], booked.doctor_id.as_str());
+    assert_eq!(booked.booking["patient"]["id"], booked.patient.id.as_str());
+}
 
-    let late_cancel = app
-        .graphql(
-            &act("cancelAppointment"),
-            json!({ "id": id }),
-            Some(&patient.access),
-        )
-        .await;
+#[tokio::test]
+async fn a_confirmed_appointment_is_not_cancelled_late_nor_started_early_nor_by_its_patient() {
+    let app = spawn_app().await;
+    let Booked {
+        doctor,
+        patient,
+        id,
+        ..
+    } = a_booking(&app, "LIFE-1").await;
+    let late_cancel = act(&app, "cancelAppointment", &id, &patient).await;
     assert_eq!(
         error_code(&late_cancel),
         Some("CONFLICT"),
         "inside the 24 h notice: {late_cancel}"
     );
-    let too_early = app
-        .graphql(
-            &act("startAppointment"),
-            json!({ "id": id }),
-            Some(&doctor.access),
-        )
-        .await;
+    let too_early = act(&app, "startAppointment", &id, &doctor).await;
     assert_eq!(error_code(&too_early), Some("CONFLICT"));
-    let by_patient = app
-        .graphql(
-            &act("startAppointment"),
-            json!({ "id": id }),
-            Some(&patient.access),
-        )
-        .await;
+    let by_patient = act(&app, "startAppointment", &id, &patient).await;
     assert_eq!(error_code(&by_patient), Some("FORBIDDEN"));
-    let complete_early = app
-        .graphql(
-            &act("completeAppointment"),
-            json!({ "id": id }),
-            Some(&doctor.access),
-        )
-        .await;
+    let complete_early = act(&app, "completeAppointment", &id, &doctor).await;
     assert_eq!(
         error_code(&complete_early),
         Some("CONFLICT"),
         "not started yet"
     );
+}
 
+#[tokio::test]
+async fn a_started_appointment_completes_and_then_nothing_more_happens_to_it() {
+    let app = spawn_app().await;
+    let Booked {
+        doctor,
+        patient,
+        id,
+        slot,
+        ..
+    } = a_booking(&app, "LIFE-1").await;
     travel_to(&app, slot - Duration::minutes(5));
-    let started = app
-        .ok(
-            &act("startAppointment"),
-            json!({ "id": id }),
-            Some(&doctor.access),
-        )
-        .await;
-    assert_eq!(started["startAppointment"]["status"], "IN_PROGRESS");
-    let review_early = app
-        .graphql(
-            REVIEW,
-            json!({ "input": { "appointmentId": id, "rating": 5 } }),
-            Some(&patient.access),
-        )
-        .await;
+    let started = act(&app, "startAppointment", &id, &doctor).await;
+    assert_eq!(started["data"]["startAppointment"]["status"], "IN_PROGRESS");
+    let review_early = review(&app, &id, &patient, json!({ "rating": 5 })).await;
     assert_eq!(
         error_code(&review_early),
         Some("CONFLICT"),
         "not completed yet"
     );
-    let completed = app
-        .ok(
-            &act("completeAppointment"),
-            json!({ "id": id }),
-            Some(&doctor.access),
-        )
-        .await;
-    assert_eq!(completed["completeAppointment"]["status"], "COMPLETED");
+    let completed = act(&app, "completeAppointment", &id, &doctor).await;
+    assert_eq!(
+        completed["data"]["completeAppointment"]["status"],
+        "COMPLETED"
+    );
     for illegal in [
         "completeAppointment",
         "startAppointment",
         "markNoShow",
         "cancelAppointment",
     ] {
-        let body = app
-            .graphql(&act(illegal), json!({ "id": id }), Some(&doctor.access))
-            .await;
+        let body = act(&app, illegal, &id, &doctor).await;
         assert_eq!(
             error_code(&body),
             Some("CONFLICT"),
             "{illegal} after completion: {body}"
         );
     }
+}
 
-    let bad_rating = app
-        .graphql(
-            REVIEW,
-            json!({ "input": { "appointmentId": id, "rating": 6 } }),
-            Some(&patient.access),
-        )
-        .await;
+#[tokio::test]
+async fn a_completed_appointment_gets_one_review_from_its_patient_and_the_doctor_is_rated() {
+    let app = spawn_app().await;
+    let Booked {
+        doctor,
+        doctor_id,
+        patient,
+        id,
+        ..
+    } = a_completed_appointment(&app, "LIFE-1").await;
+    let bad_rating = review(&app, &id, &patient, json!({ "rating": 6 })).await;
     assert_eq!(error_field(&bad_rating), Some("rating"));
-    let by_doctor = app
-        .graphql(
-            REVIEW,
-            json!({ "input": { "appointmentId": id, "rating": 5 } }),
-            Some(&doctor.access),
-        )
-        .await;
+    let by_doctor = review(&app, &id, &doctor, json!({ "rating": 5 })).await;
     assert_eq!(error_code(&by_doctor), Some("FORBIDDEN"));
-    let review = app
-        .ok(
-            REVIEW,
-            json!({ "input": { "appointmentId": id, "rating": 4, "comment": "Thorough." } }),
-            Some(&patient.access),
-        )
-        .await;
-    assert_eq!(review["reviewAppointment"]["rating"], 4);
-    let again = app
-        .graphql(
-            REVIEW,
-            json!({ "input": { "appointmentId": id, "rating": 1 } }),
-            Some(&patient.access),
-        )
-        .await;
+    let thorough = json!({ "rating": 4, "comment": "Thorough." });
+    let reviewed = review(&app, &id, &patient, thorough).await;
+    assert_eq!(
+        reviewed["data"]["reviewAppointment"]["rating"], 4,
+        "{reviewed}"
+    );
+    let again = review(&app, &id, &patient, json!({ "rating": 1 })).await;
     assert_eq!(
         error_code(&again),
         Some("CONFLICT"),
@@ -669,28 +619,29 @@ async fn an_appointment_lives_through_its_lifecycle_and_gets_reviewed() {
 const REVIEW: &str =
     "mutation($input: ReviewInput!) { reviewAppointment(input: $input) { id rating comment } }";
 
-#[tokio::test]
-async fn no_shows_cancellations_and_reschedules_follow_the_rules() {
-    let app = spawn_app().await;
+/// A doctor open around the clock who takes cancellations until the start.
+async fn a_doctor_without_notice(app: &TestApp) -> (Account, String) {
     let admin = app.admin().await;
-    let (doctor, doctor_id) = doctor_with_schedule(
-        &app,
-        &admin,
-        "RULE-1",
-        always_open(json!({ "cancellationNoticeMinutes": 0 })),
-    )
-    .await;
+    let schedule = always_open(json!({ "cancellationNoticeMinutes": 0 }));
+    doctor_with_schedule(app, &admin, "RULE-1", schedule).await
+}
+
+fn booking_id(booked: &Value) -> String {
+    booked["data"]["bookAppointment"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not booked: {booked}"))
+        .to_owned()
+}
+
+/// Cancelled slots are free again at once, for anyone; the appointment says who cancelled.
+#[tokio::test]
+async fn a_cancellation_says_who_and_why_and_frees_the_slot() {
+    let app = spawn_app().await;
+    let (doctor, doctor_id) = a_doctor_without_notice(&app).await;
     let patient = app.register_patient().await;
     let other = app.register_patient().await;
     let slots = upcoming(&app, &doctor_id).await;
-    let (a, b, c) = (slots[3], slots[4], slots[5]);
-
-    // Cancel by the patient: the slot is free again at once, for anyone.
-    let first = book(&app, &patient, &doctor_id, a).await;
-    let first_id = first["data"]["bookAppointment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first_id = booking_id(&book(&app, &patient, &doctor_id, slots[3]).await);
     let cancelled = app
         .ok("mutation($id: ID!) { cancelAppointment(id: $id, reason: \"Feeling better\") { status cancelledBy cancellationReason } }", json!({ "id": first_id }), Some(&patient.access))
         .await;
@@ -698,90 +649,14 @@ async fn no_shows_cancellations_and_reschedules_follow_the_rules() {
         cancelled["cancelAppointment"],
         json!({ "status": "CANCELLED", "cancelledBy": "PATIENT", "cancellationReason": "Feeling better" })
     );
-    assert!(upcoming(&app, &doctor_id).await.contains(&a));
-    let rebooked = book(&app, &other, &doctor_id, a).await;
+    assert!(upcoming(&app, &doctor_id).await.contains(&slots[3]));
+    let rebooked = book(&app, &other, &doctor_id, slots[3]).await;
     assert_eq!(
         rebooked["data"]["bookAppointment"]["status"], "CONFIRMED",
         "{rebooked}"
     );
 
-    // Reschedule: the old slot is freed and the new one taken; a taken slot changes nothing.
-    let second = book(&app, &patient, &doctor_id, b).await;
-    let second_id = second["data"]["bookAppointment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    const MOVE: &str = "mutation($id: ID!, $at: DateTime!) { rescheduleAppointment(id: $id, startsAt: $at) { startsAt status } }";
-    let onto_taken = app
-        .graphql(
-            MOVE,
-            json!({ "id": second_id, "at": a.to_rfc3339() }),
-            Some(&patient.access),
-        )
-        .await;
-    assert_eq!(error_code(&onto_taken), Some("CONFLICT"), "{onto_taken}");
-    let moved = app
-        .ok(
-            MOVE,
-            json!({ "id": second_id, "at": c.to_rfc3339() }),
-            Some(&patient.access),
-        )
-        .await;
-    assert_eq!(moved["rescheduleAppointment"]["status"], "CONFIRMED");
-    assert_eq!(
-        utc(moved["rescheduleAppointment"]["startsAt"].as_str().unwrap()),
-        c
-    );
-    let free = upcoming(&app, &doctor_id).await;
-    assert!(free.contains(&b) && !free.contains(&c) && !free.contains(&a));
-    let off_grid = app
-        .graphql(
-            MOVE,
-            json!({ "id": second_id, "at": (b + Duration::minutes(7)).to_rfc3339() }),
-            Some(&patient.access),
-        )
-        .await;
-    assert_eq!(error_code(&off_grid), Some("BAD_USER_INPUT"));
-
-    // No-show: only once the start has passed, only by the doctor.
-    let early = app
-        .graphql(
-            "mutation($id: ID!) { markNoShow(id: $id) { status } }",
-            json!({ "id": second_id }),
-            Some(&doctor.access),
-        )
-        .await;
-    assert_eq!(error_code(&early), Some("CONFLICT"));
-    travel_to(&app, c + Duration::minutes(3));
-    let by_patient = app
-        .graphql(
-            "mutation($id: ID!) { markNoShow(id: $id) { status } }",
-            json!({ "id": second_id }),
-            Some(&patient.access),
-        )
-        .await;
-    assert_eq!(error_code(&by_patient), Some("FORBIDDEN"));
-    let no_show = app
-        .ok(
-            "mutation($id: ID!) { markNoShow(id: $id) { status } }",
-            json!({ "id": second_id }),
-            Some(&doctor.access),
-        )
-        .await;
-    assert_eq!(no_show["markNoShow"]["status"], "NO_SHOW");
-
-    // The doctor may cancel until the end; nobody after it.
-    let third = book(
-        &app,
-        &patient,
-        &doctor_id,
-        upcoming(&app, &doctor_id).await[0],
-    )
-    .await;
-    let third_id = third["data"]["bookAppointment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let third_id = booking_id(&book(&app, &patient, &doctor_id, slots[0]).await);
     let by_doctor = app
         .ok(
             "mutation($id: ID!) { cancelAppointment(id: $id) { status cancelledBy } }",
@@ -792,6 +667,53 @@ async fn no_shows_cancellations_and_reschedules_follow_the_rules() {
     assert_eq!(
         by_doctor["cancelAppointment"],
         json!({ "status": "CANCELLED", "cancelledBy": "DOCTOR" })
+    );
+}
+
+/// The old slot is freed and the new one taken; a taken or off-grid slot changes nothing.
+#[tokio::test]
+async fn a_reschedule_moves_to_a_free_slot_only() {
+    let app = spawn_app().await;
+    let (_, doctor_id) = a_doctor_without_notice(&app).await;
+    let patient = app.register_patient().await;
+    let other = app.register_patient().await;
+    let slots = upcoming(&app, &doctor_id).await;
+    let (a, b, c) = (slots[3], slots[4], slots[5]);
+    booking_id(&book(&app, &other, &doctor_id, a).await);
+    let second_id = booking_id(&book(&app, &patient, &doctor_id, b).await);
+    const MOVE: &str = "mutation($id: ID!, $at: DateTime!) { rescheduleAppointment(id: $id, startsAt: $at) { startsAt status } }";
+    let move_to = |at: DateTime<Utc>| json!({ "id": second_id, "at": at.to_rfc3339() });
+    let onto_taken = app.graphql(MOVE, move_to(a), Some(&patient.access)).await;
+    assert_eq!(error_code(&onto_taken), Some("CONFLICT"), "{onto_taken}");
+    let moved = app.ok(MOVE, move_to(c), Some(&patient.access)).await;
+    assert_eq!(moved["rescheduleAppointment"]["status"], "CONFIRMED");
+    assert_eq!(
+        utc(moved["rescheduleAppointment"]["startsAt"].as_str().unwrap()),
+        c
+    );
+    let free = upcoming(&app, &doctor_id).await;
+    assert!(free.contains(&b) && !free.contains(&c) && !free.contains(&a));
+    let off_grid = move_to(b + Duration::minutes(7));
+    let off_grid = app.graphql(MOVE, off_grid, Some(&patient.access)).await;
+    assert_eq!(error_code(&off_grid), Some("BAD_USER_INPUT"));
+}
+
+#[tokio::test]
+async fn only_the_doctor_marks_a_no_show_and_only_once_the_start_has_passed() {
+    let app = spawn_app().await;
+    let (doctor, doctor_id) = a_doctor_without_notice(&app).await;
+    let patient = app.register_patient().await;
+    let slot = upcoming(&app, &doctor_id).await[5];
+    let id = booking_id(&book(&app, &patient, &doctor_id, slot).await);
+    let early = act(&app, "markNoShow", &id, &doctor).await;
+    assert_eq!(error_code(&early), Some("CONFLICT"));
+    travel_to(&app, slot + Duration::minutes(3));
+    let by_patient = act(&app, "markNoShow", &id, &patient).await;
+    assert_eq!(error_code(&by_patient), Some("FORBIDDEN"));
+    let no_show = act(&app, "markNoShow", &id, &doctor).await;
+    assert_eq!(
+        no_show["data"]["markNoShow"]["status"], "NO_SHOW",
+        "{no_show}"
     );
 }
 
@@ -858,28 +780,17 @@ async fn strangers_see_and_change_nothing() {
     );
 }
 
+/// A doctor open around the clock, bookable from two hours ahead up to three days ahead.
+async fn a_doctor_with_limits(app: &TestApp, admin: &Account) -> String {
+    let schedule = always_open(json!({ "minNoticeMinutes": 120, "bookingHorizonDays": 3 }));
+    doctor_with_schedule(app, admin, "BAD-B", schedule).await.1
+}
+
 #[tokio::test]
-async fn bad_bookings_are_refused_and_write_nothing() {
+async fn a_booking_off_the_grid_or_outside_the_bookable_window_is_refused() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (_, doctor_id) = doctor_with_schedule(
-        &app,
-        &admin,
-        "BAD-B",
-        always_open(json!({ "minNoticeMinutes": 120, "bookingHorizonDays": 3 })),
-    )
-    .await;
-    let unscheduled = app
-        .approved_doctor(&admin, "Dr Nohours", profile_input("BAD-C"))
-        .await
-        .1;
-    let pending = app.register_doctor().await;
-    let pending_id = app
-        .submit_profile(&pending.access, profile_input("BAD-D"), pdf("p"))
-        .await["data"]["submitDoctorProfile"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let doctor_id = a_doctor_with_limits(&app, &admin).await;
     let patient = app.register_patient().await;
     let now = app.clock.now();
     let next_grid = |after: DateTime<Utc>| {
@@ -887,68 +798,20 @@ async fn bad_bookings_are_refused_and_write_nothing() {
         Utc.timestamp_opt((minutes / 30 + 1) * 30 * 60, 0).unwrap()
     };
     let ok_slot = upcoming(&app, &doctor_id).await[0];
-    let cases: Vec<(&str, String, DateTime<Utc>, &str, &str)> = vec![
-        (
-            "off the grid",
-            doctor_id.clone(),
-            ok_slot + Duration::minutes(10),
-            "BAD_USER_INPUT",
-            "startsAt",
-        ),
-        (
-            "in the past",
-            doctor_id.clone(),
-            next_grid(now - Duration::hours(5)),
-            "BAD_USER_INPUT",
-            "startsAt",
-        ),
-        (
-            "inside the notice",
-            doctor_id.clone(),
-            next_grid(now),
-            "BAD_USER_INPUT",
-            "startsAt",
-        ),
-        (
-            "beyond the horizon",
-            doctor_id.clone(),
-            next_grid(now + Duration::days(4)),
-            "BAD_USER_INPUT",
-            "startsAt",
-        ),
-        (
-            "no schedule",
-            unscheduled,
-            ok_slot,
-            "BAD_USER_INPUT",
-            "doctorId",
-        ),
-        ("unapproved doctor", pending_id, ok_slot, "NOT_FOUND", "id"),
-        (
-            "malformed id",
-            "doctor-1".into(),
-            ok_slot,
-            "BAD_USER_INPUT",
-            "doctorId",
-        ),
-    ];
-    for (name, doctor, starts_at, code, field) in cases {
-        let body = book(&app, &patient, &doctor, starts_at).await;
-        assert_eq!(error_code(&body), Some(code), "{name}: {body}");
-        assert_eq!(error_field(&body), Some(field), "{name}: {body}");
+    for (name, starts_at) in [
+        ("off the grid", ok_slot + Duration::minutes(10)),
+        ("in the past", next_grid(now - Duration::hours(5))),
+        ("inside the notice", next_grid(now)),
+        ("beyond the horizon", next_grid(now + Duration::days(4))),
+    ] {
+        let body = book(&app, &patient, &doctor_id, starts_at).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{name}: {body}");
+        assert_eq!(error_field(&body), Some("startsAt"), "{name}: {body}");
     }
     let long_reason = app
         .graphql(BOOK, json!({ "input": { "doctorId": doctor_id, "startsAt": ok_slot.to_rfc3339(), "reason": "r".repeat(1001) } }), Some(&patient.access))
         .await;
     assert_eq!(error_field(&long_reason), Some("reason"));
-    let by_doctor = app
-        .graphql(
-            BOOK,
-            json!({ "input": { "doctorId": doctor_id, "startsAt": ok_slot.to_rfc3339() } }),
-            Some(&pending.access),
-        )
-        .await;
-    assert_eq!(error_code(&by_doctor), Some("FORBIDDEN"));
     let too_wide = app
         .graphql(
             SLOTS,
@@ -963,6 +826,49 @@ async fn bad_bookings_are_refused_and_write_nothing() {
         fine["data"]["bookAppointment"]["status"], "CONFIRMED",
         "{fine}"
     );
+}
+
+#[tokio::test]
+async fn a_booking_with_a_doctor_who_cannot_take_it_or_by_a_doctor_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let doctor_id = a_doctor_with_limits(&app, &admin).await;
+    let ok_slot = upcoming(&app, &doctor_id).await[0];
+    let unscheduled = app
+        .approved_doctor(&admin, "Dr Nohours", profile_input("BAD-C"))
+        .await
+        .1;
+    let pending = app.register_doctor().await;
+    let pending_id = app
+        .submit_profile(&pending.access, profile_input("BAD-D"), pdf("p"))
+        .await["data"]["submitDoctorProfile"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patient = app.register_patient().await;
+    for (name, doctor, code, field) in [
+        ("no schedule", unscheduled, "BAD_USER_INPUT", "doctorId"),
+        ("unapproved doctor", pending_id, "NOT_FOUND", "id"),
+        (
+            "malformed id",
+            "doctor-1".into(),
+            "BAD_USER_INPUT",
+            "doctorId",
+        ),
+    ] {
+        let body = book(&app, &patient, &doctor, ok_slot).await;
+        assert_eq!(error_code(&body), Some(code), "{name}: {body}");
+        assert_eq!(error_field(&body), Some(field), "{name}: {body}");
+    }
+    let by_doctor = app
+        .graphql(
+            BOOK,
+            json!({ "input": { "doctorId": doctor_id, "startsAt": ok_slot.to_rfc3339() } }),
+            Some(&pending.access),
+        )
+        .await;
+    assert_eq!(error_code(&by_doctor), Some("FORBIDDEN"));
+    assert_eq!(app.count_rows("appointments").await, 0);
 }
 
 #[tokio::test]

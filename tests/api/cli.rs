@@ -37,8 +37,20 @@ fn assert_clear_failure(output: &Output, setting: &str) {
     );
 }
 
+/// `serve` in a fresh directory with a good JWT secret and `settings`, each `NAME=value`.
+fn serve_with(settings: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = medilink(dir.path());
+    command.arg("serve").env("MEDILINK_JWT_SECRET", SECRET);
+    for setting in settings {
+        let (name, value) = setting.split_once('=').expect("NAME=value");
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
 #[test]
-fn bad_settings_stop_start_up_with_one_clear_line() {
+fn a_missing_or_short_jwt_secret_stops_start_up_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let serve = |vars: &[(&str, &str)]| {
         medilink(dir.path())
@@ -52,151 +64,81 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         &serve(&[("MEDILINK_JWT_SECRET", "short")]),
         "MEDILINK_JWT_SECRET",
     );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_BIND", "not-an-address"),
-        ]),
-        "MEDILINK_BIND",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_METRICS_BIND", "not-an-address"),
-        ]),
-        "MEDILINK_METRICS_BIND",
-    );
+}
+
+#[test]
+fn a_bad_value_stops_start_up_with_one_line_naming_its_setting() {
+    for setting in [
+        "MEDILINK_BIND=not-an-address",
+        "MEDILINK_METRICS_BIND=not-an-address",
+        "MEDILINK_ACCESS_TOKEN_TTL_SECS=soon",
+        "MEDILINK_DATABASE_URL=mysql://x/y",
+        "MEDILINK_DATABASE_URL=postgres://nobody@127.0.0.1:1/none",
+        "MEDILINK_LOG==[",
+        "MEDILINK_MAX_BATCH=0",
+        "MEDILINK_LOG_FORMAT=xml",
+        "MEDILINK_PUBLIC_ORIGINS=https://app.example.com/path",
+        "MEDILINK_PLATFORM_FEE_BPS=10001",
+        "MEDILINK_ICE_SERVERS=stun:ok.example.org,http://x",
+        "MEDILINK_GRAPHIQL_ASSETS=/no/such/folder",
+        "MEDILINK_TRUSTED_PROXIES=10.0.0.0/33",
+        "MEDILINK_TRUSTED_PROXIES=proxy.internal",
+        "MEDILINK_LIMIT_LOGIN_PER_IP=lots",
+        "MEDILINK_LIMIT_LOGIN_PER_IP=10",
+        "MEDILINK_LIMIT_SIGNALS_PER_USER=0/s",
+        "MEDILINK_WS_MAX_CONNECTIONS_PER_IP=0",
+        "MEDILINK_LOGIN_BACKOFF_MAX_SECS=0",
+    ] {
+        let (name, _) = setting.split_once('=').unwrap();
+        assert_clear_failure(&serve_with(&[setting]), name);
+    }
+}
+
+#[test]
+fn a_setting_without_what_it_needs_stops_start_up_naming_what_is_missing_or_wrong() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_BIND", "127.0.0.1:0"),
-            (
-                "MEDILINK_METRICS_BIND",
-                &taken.local_addr().unwrap().to_string(),
-            ),
-        ]),
-        "MEDILINK_METRICS_BIND",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_ACCESS_TOKEN_TTL_SECS", "soon"),
-        ]),
-        "MEDILINK_ACCESS_TOKEN_TTL_SECS",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_DATABASE_URL", "mysql://x/y"),
-        ]),
-        "MEDILINK_DATABASE_URL",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            (
-                "MEDILINK_DATABASE_URL",
-                "postgres://nobody@127.0.0.1:1/none",
-            ),
-        ]),
-        "MEDILINK_DATABASE_URL",
-    );
-    assert_clear_failure(
-        &serve(&[("MEDILINK_JWT_SECRET", SECRET), ("MEDILINK_LOG", "=[")]),
-        "MEDILINK_LOG",
-    );
-    assert_clear_failure(
-        &serve(&[("MEDILINK_JWT_SECRET", SECRET), ("MEDILINK_MAX_BATCH", "0")]),
-        "MEDILINK_MAX_BATCH",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_LOG_FORMAT", "xml"),
-        ]),
-        "MEDILINK_LOG_FORMAT",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_STRIPE_SECRET_KEY", "sk_test_x"),
-            ("MEDILINK_PUBLIC_ORIGINS", "https://app.example.com"),
-        ]),
-        "MEDILINK_STRIPE_WEBHOOK_SECRET",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_STRIPE_SECRET_KEY", "sk_test_x"),
-            ("MEDILINK_STRIPE_WEBHOOK_SECRET", "whsec_x"),
-        ]),
-        "MEDILINK_PUBLIC_ORIGINS",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_PUBLIC_ORIGINS", "https://app.example.com/path"),
-        ]),
-        "MEDILINK_PUBLIC_ORIGINS",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_PLATFORM_FEE_BPS", "10001"),
-        ]),
-        "MEDILINK_PLATFORM_FEE_BPS",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_ICE_SERVERS", "stun:ok.example.org,http://x"),
-        ]),
-        "MEDILINK_ICE_SERVERS",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_ICE_SERVERS", "turn:turn.example.org:3478"),
-        ]),
-        "MEDILINK_TURN_SECRET",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_GRAPHIQL_ASSETS", "/no/such/folder"),
-        ]),
-        "MEDILINK_GRAPHIQL_ASSETS",
-    );
-    assert_clear_failure(
-        &serve(&[
-            ("MEDILINK_JWT_SECRET", SECRET),
-            ("MEDILINK_REDIS_URL", "rediss://127.0.0.1:1"),
-            ("MEDILINK_REDIS_CA_FILE", "/no/such/ca.pem"),
-        ]),
-        "MEDILINK_REDIS_CA_FILE",
-    );
-    let plain = serve(&[
-        ("MEDILINK_JWT_SECRET", SECRET),
-        ("MEDILINK_REDIS_URL", "redis://127.0.0.1:1"),
-        ("MEDILINK_REDIS_CA_FILE", "/no/such/ca.pem"),
+    let metrics_on_taken = format!("MEDILINK_METRICS_BIND={}", taken.local_addr().unwrap());
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["MEDILINK_BIND=127.0.0.1:0", &metrics_on_taken],
+            "MEDILINK_METRICS_BIND",
+        ),
+        (
+            &[
+                "MEDILINK_STRIPE_SECRET_KEY=sk_test_x",
+                "MEDILINK_PUBLIC_ORIGINS=https://app.example.com",
+            ],
+            "MEDILINK_STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            &[
+                "MEDILINK_STRIPE_SECRET_KEY=sk_test_x",
+                "MEDILINK_STRIPE_WEBHOOK_SECRET=whsec_x",
+            ],
+            "MEDILINK_PUBLIC_ORIGINS",
+        ),
+        (
+            &["MEDILINK_ICE_SERVERS=turn:turn.example.org:3478"],
+            "MEDILINK_TURN_SECRET",
+        ),
+        (
+            &[
+                "MEDILINK_REDIS_URL=rediss://127.0.0.1:1",
+                "MEDILINK_REDIS_CA_FILE=/no/such/ca.pem",
+            ],
+            "MEDILINK_REDIS_CA_FILE",
+        ),
+    ];
+    for (settings, named) in cases {
+        assert_clear_failure(&serve_with(settings), named);
+    }
+    // A CA file for a Redis without TLS is refused too, with the scheme it would need.
+    let plain = serve_with(&[
+        "MEDILINK_REDIS_URL=redis://127.0.0.1:1",
+        "MEDILINK_REDIS_CA_FILE=/no/such/ca.pem",
     ]);
     assert_clear_failure(&plain, "MEDILINK_REDIS_CA_FILE");
     assert!(stderr(&plain).contains("rediss://"), "{}", stderr(&plain));
-    for (setting, value) in [
-        ("MEDILINK_TRUSTED_PROXIES", "10.0.0.0/33"),
-        ("MEDILINK_TRUSTED_PROXIES", "proxy.internal"),
-        ("MEDILINK_LIMIT_LOGIN_PER_IP", "lots"),
-        ("MEDILINK_LIMIT_LOGIN_PER_IP", "10"),
-        ("MEDILINK_LIMIT_SIGNALS_PER_USER", "0/s"),
-        ("MEDILINK_WS_MAX_CONNECTIONS_PER_IP", "0"),
-        ("MEDILINK_LOGIN_BACKOFF_MAX_SECS", "0"),
-    ] {
-        assert_clear_failure(
-            &serve(&[("MEDILINK_JWT_SECRET", SECRET), (setting, value)]),
-            setting,
-        );
-    }
 }
 
 /// `migrate` on `url`: what start-up does with a database URL, without the rest of `serve`.

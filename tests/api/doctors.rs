@@ -27,13 +27,32 @@ fn listed_ids(data: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_doctor_is_found_only_after_an_admin_approves_them() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    let doctor = app.register_doctor().await;
-    let patient = app.register_patient().await;
+fn profile_id(submitted: &Value) -> String {
+    submitted["data"]["submitDoctorProfile"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not submitted: {submitted}"))
+        .to_owned()
+}
 
+/// A registered doctor whose profile (licence number `licence_number`) awaits verification; and
+/// the profile's id.
+async fn pending_doctor(app: &TestApp, licence_number: &str) -> (Account, String) {
+    let doctor = app.register_doctor().await;
+    let submitted = app
+        .submit_profile(&doctor.access, profile_input(licence_number), pdf("first"))
+        .await;
+    let id = profile_id(&submitted);
+    (doctor, id)
+}
+
+async fn listed_count(app: &TestApp) -> Value {
+    app.ok(SEARCH_IDS, json!({}), None).await["doctors"]["totalCount"].clone()
+}
+
+#[tokio::test]
+async fn a_submission_waits_for_verification_with_a_normalised_number_and_its_licence() {
+    let app = spawn_app().await;
+    let doctor = app.register_doctor().await;
     let mine = app
         .ok(
             "{ myDoctorProfile { id } }",
@@ -59,23 +78,27 @@ async fn a_doctor_is_found_only_after_an_admin_approves_them() {
     assert_eq!(profile["licence"]["sizeBytes"], licence.len());
     assert_eq!(profile["licence"]["sha256"], sha256_hex(&licence).as_str());
     assert_eq!(profile["licence"]["contentType"], "application/pdf");
-    let id = profile["id"].as_str().unwrap().to_owned();
+    let id = profile_id(&submitted);
     assert_eq!(
         profile["licence"]["url"],
         format!("/files/licences/{id}").as_str()
     );
+}
 
-    // Pending: invisible to patients and to search, visible to its owner and admins.
+/// Pending: invisible to patients and to search, visible to its owner and admins.
+#[tokio::test]
+async fn a_pending_doctor_is_seen_by_its_owner_and_admins_only() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let patient = app.register_patient().await;
+    let (doctor, id) = pending_doctor(&app, "AB-123").await;
     let by_patient = app
         .graphql(DOCTOR, json!({ "id": id }), Some(&patient.access))
         .await;
     assert_eq!(error_code(&by_patient), Some("NOT_FOUND"));
     let anonymous = app.graphql(DOCTOR, json!({ "id": id }), None).await;
     assert_eq!(error_code(&anonymous), Some("NOT_FOUND"));
-    assert_eq!(
-        app.ok(SEARCH_IDS, json!({}), None).await["doctors"]["totalCount"],
-        0
-    );
+    assert_eq!(listed_count(&app).await, 0);
     let by_owner = app
         .ok(DOCTOR, json!({ "id": id }), Some(&doctor.access))
         .await;
@@ -96,7 +119,15 @@ async fn a_doctor_is_found_only_after_an_admin_approves_them() {
         queue["pendingDoctors"]["edges"][0]["node"]["user"]["email"],
         doctor.email.as_str()
     );
+}
 
+/// Approved: public, without the private parts, and out of the queue.
+#[tokio::test]
+async fn an_approved_doctor_is_public_without_the_private_parts() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let patient = app.register_patient().await;
+    let (_, id) = pending_doctor(&app, "AB-123").await;
     let approved = app
         .ok(APPROVE, json!({ "id": id }), Some(&admin.access))
         .await;
@@ -111,7 +142,6 @@ async fn a_doctor_is_found_only_after_an_admin_approves_them() {
         "approving twice is not a silent success"
     );
 
-    // Approved: public, without the private parts.
     let public = app
         .ok(DOCTOR, json!({ "id": id }), Some(&patient.access))
         .await["doctor"]
@@ -137,37 +167,54 @@ async fn a_doctor_is_found_only_after_an_admin_approves_them() {
         )
         .await;
     assert_eq!(queue["pendingDoctors"]["totalCount"], 0);
+}
 
-    // A blocked doctor disappears from search and from public view.
+#[tokio::test]
+async fn a_blocked_doctor_disappears_from_search_and_public_view() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let patient = app.register_patient().await;
+    let (doctor, id) = app
+        .approved_doctor(&admin, "Dr Blocked", profile_input("AB-123"))
+        .await;
+    assert_eq!(listed_count(&app).await, 1);
     app.ok(
         "mutation($id: ID!) { blockUser(id: $id) { id } }",
         json!({ "id": doctor.id }),
         Some(&admin.access),
     )
     .await;
-    assert_eq!(
-        app.ok(SEARCH_IDS, json!({}), None).await["doctors"]["totalCount"],
-        0
-    );
+    assert_eq!(listed_count(&app).await, 0);
     let hidden = app
         .graphql(DOCTOR, json!({ "id": id }), Some(&patient.access))
         .await;
     assert_eq!(error_code(&hidden), Some("NOT_FOUND"));
 }
 
+/// An admin rejects profile `id` as unreadable.
+async fn reject_as_unreadable(app: &TestApp, admin: &Account, id: &str) {
+    let rejected = app
+        .ok(
+            REJECT,
+            json!({ "id": id, "reason": "The scan is unreadable." }),
+            Some(&admin.access),
+        )
+        .await;
+    assert_eq!(rejected["rejectDoctor"]["verificationStatus"], "REJECTED");
+}
+
+/// A doctor whose first submission ("REJ-1") an admin rejected as unreadable; its id.
+async fn rejected_doctor(app: &TestApp, admin: &Account) -> (Account, String) {
+    let (doctor, id) = pending_doctor(app, "REJ-1").await;
+    reject_as_unreadable(app, admin, &id).await;
+    (doctor, id)
+}
+
 #[tokio::test]
-async fn a_rejected_doctor_sees_why_and_resubmits() {
+async fn a_rejection_needs_a_reason_and_stands_until_the_doctor_resubmits() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let doctor = app.register_doctor().await;
-    let first = app
-        .submit_profile(&doctor.access, profile_input("REJ-1"), pdf("blurry"))
-        .await;
-    let id = first["data"]["submitDoctorProfile"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
+    let (_, id) = pending_doctor(&app, "REJ-1").await;
     let empty_reason = app
         .graphql(
             REJECT,
@@ -178,14 +225,7 @@ async fn a_rejected_doctor_sees_why_and_resubmits() {
     assert_eq!(error_code(&empty_reason), Some("BAD_USER_INPUT"));
     assert_eq!(error_field(&empty_reason), Some("reason"));
 
-    let rejected = app
-        .ok(
-            REJECT,
-            json!({ "id": id, "reason": "The scan is unreadable." }),
-            Some(&admin.access),
-        )
-        .await;
-    assert_eq!(rejected["rejectDoctor"]["verificationStatus"], "REJECTED");
+    reject_as_unreadable(&app, &admin, &id).await;
     let twice = app
         .graphql(
             REJECT,
@@ -202,7 +242,13 @@ async fn a_rejected_doctor_sees_why_and_resubmits() {
         Some("CONFLICT"),
         "a rejected profile must be resubmitted"
     );
+}
 
+#[tokio::test]
+async fn a_rejected_doctor_sees_why_and_resubmits() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (doctor, id) = rejected_doctor(&app, &admin).await;
     // The doctor still signs in and sees the status and reason.
     let login = app.login(&doctor.email, PASSWORD).await;
     let session = account(&login["data"]["login"]);
@@ -237,11 +283,17 @@ async fn a_rejected_doctor_sees_why_and_resubmits() {
         1,
         "the old file is gone, not orphaned"
     );
+}
 
-    app.ok(APPROVE, json!({ "id": id }), Some(&admin.access))
+#[tokio::test]
+async fn an_approved_profile_is_not_resubmitted_but_its_approval_can_be_withdrawn() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (doctor, id) = app
+        .approved_doctor(&admin, "Dr Withdrawn", profile_input("REJ-1"))
         .await;
     let after_approval = app
-        .submit_profile(&session.access, profile_input("REJ-1"), pdf("x"))
+        .submit_profile(&doctor.access, profile_input("REJ-1"), pdf("x"))
         .await;
     assert_eq!(error_code(&after_approval), Some("CONFLICT"));
 
@@ -253,81 +305,57 @@ async fn a_rejected_doctor_sees_why_and_resubmits() {
         )
         .await;
     assert_eq!(withdrawn["rejectDoctor"]["verificationStatus"], "REJECTED");
-    assert_eq!(
-        app.ok(SEARCH_IDS, json!({}), None).await["doctors"]["totalCount"],
-        0
-    );
+    assert_eq!(listed_count(&app).await, 0);
+}
+
+/// `GET url`, with `token` as a bearer if any.
+async fn download(app: &TestApp, url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
 }
 
 #[tokio::test]
 async fn licences_are_served_to_admins_and_their_doctor_only() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let doctor = app.register_doctor().await;
+    let (doctor, id) = pending_doctor(&app, "DL-1").await;
     let other_doctor = app.register_doctor().await;
     let patient = app.register_patient().await;
-    let licence = pdf("download me");
-    let submitted = app
-        .submit_profile(&doctor.access, profile_input("DL-1"), licence.clone())
-        .await;
-    let id = submitted["data"]["submitDoctorProfile"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let url = app.url(&format!("/files/licences/{id}"));
 
     for token in [&admin.access, &doctor.access] {
-        let response = app
-            .client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = download(&app, &url, Some(token)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/pdf");
-        assert_eq!(response.bytes().await.unwrap().as_ref(), licence.as_slice());
+        assert_eq!(response.bytes().await.unwrap().as_ref(), pdf("first"));
     }
-    let anonymous = app.client.get(&url).send().await.unwrap();
-    assert_eq!(anonymous.status(), 401);
-    let bad_token = app
-        .client
-        .get(&url)
-        .bearer_auth("garbage")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_token.status(), 401);
+    assert_eq!(download(&app, &url, None).await.status(), 401);
+    assert_eq!(download(&app, &url, Some("garbage")).await.status(), 401);
     for token in [&other_doctor.access, &patient.access] {
-        let response = app
-            .client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = download(&app, &url, Some(token)).await;
         assert_eq!(response.status(), 403);
         let body: Value = response.json().await.unwrap();
         assert_eq!(error_code(&body), Some("FORBIDDEN"));
     }
+}
+
+#[tokio::test]
+async fn strangers_learn_nothing_of_a_licence_not_even_whether_it_exists() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (_, id) = pending_doctor(&app, "DL-1").await;
+    let other_doctor = app.register_doctor().await;
+    let patient = app.register_patient().await;
     let unknown = app.url(&format!("/files/licences/{}", uuid::Uuid::now_v7()));
-    let response = app
-        .client
-        .get(&unknown)
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-    let response = app
-        .client
-        .get(&unknown)
-        .bearer_auth(&patient.access)
-        .send()
-        .await
-        .unwrap();
+    let by_admin = download(&app, &unknown, Some(&admin.access)).await;
+    assert_eq!(by_admin.status(), 404);
     assert_eq!(
-        response.status(),
+        download(&app, &unknown, Some(&patient.access))
+            .await
+            .status(),
         403,
         "strangers learn nothing, not even existence"
     );
@@ -344,7 +372,10 @@ async fn licences_are_served_to_admins_and_their_doctor_only() {
     let as_admin = app
         .ok(DOCTOR, json!({ "id": id }), Some(&admin.access))
         .await;
-    assert_eq!(as_admin["doctor"]["licence"]["sizeBytes"], licence.len());
+    assert_eq!(
+        as_admin["doctor"]["licence"]["sizeBytes"],
+        pdf("first").len()
+    );
 }
 
 #[tokio::test]
@@ -369,129 +400,40 @@ async fn licence_numbers_are_unique() {
     );
 }
 
+/// Submits `input` with `file` (named and typed as a PDF) as `doctor`.
+async fn submit(app: &TestApp, doctor: &Account, input: Value, file: Option<Vec<u8>>) -> Value {
+    app.graphql_upload(
+        SUBMIT,
+        json!({ "input": input }),
+        "licence",
+        file.map(|bytes| (bytes, "licence.pdf", "application/pdf")),
+        Some(&doctor.access),
+    )
+    .await
+}
+
+fn assert_refused(body: &Value, field: &str, case: &str) {
+    let errors = &body["errors"];
+    assert_eq!(error_code(body), Some("BAD_USER_INPUT"), "{case}: {errors}");
+    assert_eq!(error_field(body), Some(field), "{case}: {errors}");
+}
+
 #[tokio::test]
-async fn bad_submissions_are_refused_and_write_nothing() {
+async fn a_bad_or_missing_licence_file_is_refused_and_writes_nothing() {
     let app = spawn_app().await;
     let doctor = app.register_doctor().await;
-    let with = |key: &str, value: Value| {
-        let mut input = profile_input("BAD-1");
-        input[key] = value;
-        input
-    };
     let mut five_mib_and_one = pdf("big");
     five_mib_and_one.resize(5 * 1024 * 1024 + 1, b' ');
     let png = b"\x89PNG\r\n\x1a\n not a pdf at all".to_vec();
-    let cases: Vec<(&str, Value, Option<Vec<u8>>, &str)> = vec![
-        (
-            "not a PDF, named and typed as one",
-            profile_input("BAD-1"),
-            Some(png),
-            "licence",
-        ),
-        (
-            "empty file",
-            profile_input("BAD-1"),
-            Some(Vec::new()),
-            "licence",
-        ),
-        (
-            "5 MiB + 1 byte",
-            profile_input("BAD-1"),
-            Some(five_mib_and_one),
-            "licence",
-        ),
-        (
-            "negative fee",
-            with(
-                "consultationFee",
-                json!({ "amount": -1, "currency": "USD" }),
-            ),
-            Some(pdf("x")),
-            "consultationFee.amount",
-        ),
-        (
-            "unknown currency",
-            with(
-                "consultationFee",
-                json!({ "amount": 100, "currency": "XYZ" }),
-            ),
-            Some(pdf("x")),
-            "consultationFee.currency",
-        ),
-        (
-            "negative experience",
-            with("experienceYears", json!(-3)),
-            Some(pdf("x")),
-            "experienceYears",
-        ),
-        (
-            "no languages",
-            with("languages", json!([])),
-            Some(pdf("x")),
-            "languages",
-        ),
-        (
-            "empty specialization",
-            with("specialization", json!(" ")),
-            Some(pdf("x")),
-            "specialization",
-        ),
-        (
-            "bad licence number",
-            with("licenceNumber", json!("#!")),
-            Some(pdf("x")),
-            "licenceNumber",
-        ),
-        (
-            "huge bio",
-            with("bio", json!("b".repeat(4001))),
-            Some(pdf("x")),
-            "bio",
-        ),
-    ];
-    for (name, input, file, field) in cases {
-        let body = app
-            .graphql_upload(
-                SUBMIT,
-                json!({ "input": input }),
-                "licence",
-                file.map(|bytes| (bytes, "licence.pdf", "application/pdf")),
-                Some(&doctor.access),
-            )
-            .await;
-        assert_eq!(
-            error_code(&body),
-            Some("BAD_USER_INPUT"),
-            "{name}: {}",
-            body["errors"]
-        );
-        assert_eq!(
-            error_field(&body),
-            Some(field),
-            "{name}: {}",
-            body["errors"]
-        );
+    for (case, file) in [
+        ("not a PDF, named and typed as one", Some(png)),
+        ("empty file", Some(Vec::new())),
+        ("5 MiB + 1 byte", Some(five_mib_and_one)),
+        ("missing upload", None),
+    ] {
+        let body = submit(&app, &doctor, profile_input("BAD-1"), file).await;
+        assert_refused(&body, "licence", case);
     }
-    let missing = app
-        .graphql_upload(
-            SUBMIT,
-            json!({ "input": profile_input("BAD-1") }),
-            "licence",
-            None,
-            Some(&doctor.access),
-        )
-        .await;
-    assert_eq!(
-        error_code(&missing),
-        Some("BAD_USER_INPUT"),
-        "missing upload: {missing}"
-    );
-    assert_eq!(
-        error_field(&missing),
-        Some("licence"),
-        "missing upload: {missing}"
-    );
-
     assert_eq!(app.count_rows("doctors").await, 0);
     assert_eq!(app.count_rows("doctor_licences").await, 0);
     let ok = app
@@ -501,6 +443,30 @@ async fn bad_submissions_are_refused_and_write_nothing() {
         ok.get("errors").is_none(),
         "the corrected submission works: {ok}"
     );
+}
+
+#[tokio::test]
+async fn bad_profile_fields_are_refused_with_their_field_and_write_nothing() {
+    let app = spawn_app().await;
+    let doctor = app.register_doctor().await;
+    // What is wrong, the input field set, its wrong value, and the field the error names.
+    let cases = json!([
+        ["negative fee", "consultationFee", { "amount": -1, "currency": "USD" }, "consultationFee.amount"],
+        ["unknown currency", "consultationFee", { "amount": 100, "currency": "XYZ" }, "consultationFee.currency"],
+        ["negative experience", "experienceYears", -3, "experienceYears"],
+        ["no languages", "languages", [], "languages"],
+        ["empty specialization", "specialization", " ", "specialization"],
+        ["bad licence number", "licenceNumber", "#!", "licenceNumber"],
+        ["huge bio", "bio", "b".repeat(4001), "bio"]
+    ]);
+    for case in cases.as_array().unwrap() {
+        let mut input = profile_input("BAD-1");
+        input[case[1].as_str().unwrap()] = case[2].clone();
+        let body = submit(&app, &doctor, input, Some(pdf("x"))).await;
+        assert_refused(&body, case[3].as_str().unwrap(), &case[0].to_string());
+    }
+    assert_eq!(app.count_rows("doctors").await, 0);
+    assert_eq!(app.count_rows("doctor_licences").await, 0);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::ws::{WsClient, accept_call, listen_for_signals, start_call};
+use crate::common::ws::{WsClient, accept_call, listen_for_signals, relay, start_call};
 use crate::common::*;
 use futures_util::future::join;
 use serde_json::{Value, json};
@@ -28,19 +28,28 @@ async fn status_on(app: &TestApp, doctor_id: &str) -> Value {
         .clone()
 }
 
-#[tokio::test]
-#[ignore = "needs Redis"]
-async fn a_call_crosses_instances_from_ring_to_hang_up() {
-    let (a, b) = spawn_instances(|config| config.ring_timeout_secs = 600).await;
-    let watcher = a.register_patient().await;
-    let mut watching = a.ws_client(&watcher.access).await;
+/// A socket on `app` of a new patient, listening to every doctor's status changes as "status".
+async fn watching_statuses(app: &TestApp) -> WsClient {
+    let watcher = app.register_patient().await;
+    let mut watching = app.ws_client(&watcher.access).await;
     watching
         .subscribe("status", STATUS_CHANGES, json!({}))
         .await;
     watching.sync().await;
+    watching
+}
 
+async fn next_status(watching: &mut WsClient) -> Value {
+    watching.next_data("status").await["doctorStatusChanged"]["status"].clone()
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn presence_and_a_ringing_call_cross_instances() {
+    let (a, b) = spawn_instances(|config| config.ring_timeout_secs = 600).await;
+    let mut watching = watching_statuses(&a).await;
     // The doctor is on B; A sees them ONLINE, in queries and in its status stream.
-    let (doctor, doctor_id, mut doctor_ws) = online_doctor(&a, &b, "MULTI-1").await;
+    let (_, doctor_id, mut doctor_ws) = online_doctor(&a, &b, "MULTI-1").await;
     assert_eq!(
         watching.next_data("status").await["doctorStatusChanged"],
         json!({ "doctor": { "id": doctor_id }, "status": "ONLINE" })
@@ -49,28 +58,25 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
     let online = a.ok("{ onlineDoctors { id } }", json!({}), None).await;
     assert_eq!(online["onlineDoctors"], json!([{ "id": doctor_id }]));
 
+    // A patient on A calls: the doctor's socket on B rings, and both instances see them BUSY.
     let patient = a.register_patient().await;
     let mut patient_ws = a.ws_client(&patient.access).await;
     doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
-    patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;
-    patient_ws.sync().await;
-    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
-    assert_eq!(
-        watching.next_data("status").await["doctorStatusChanged"]["status"],
-        "BUSY"
-    );
+    start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
+    assert_eq!(next_status(&mut watching).await, "BUSY");
     assert_eq!(status_on(&b, &doctor_id).await, "BUSY");
+}
 
-    accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn signals_cross_instances_whole_and_in_order() {
+    let (a, b) = spawn_instances(|config| config.ring_timeout_secs = 600).await;
+    let (_, _, mut doctor_ws, patient, mut patient_ws, call_id) =
+        active_call(&a, &b, "MULTI-1").await;
     listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
-    patient_ws
-        .signal(
-            "offer",
-            json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
-        )
-        .await;
-    let offer = doctor_ws.next_data("signals").await["signals"].clone();
+    let offer = json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" });
+    let offer = relay(&mut patient_ws, &mut doctor_ws, offer).await;
     assert_eq!(
         (
             offer["kind"].as_str(),
@@ -79,34 +85,15 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
         ),
         (Some("OFFER"), Some("v=0 offer"), Some(patient.id.as_str()))
     );
-    doctor_ws
-        .signal(
-            "answer",
-            json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 answer" }),
-        )
-        .await;
-    assert_eq!(
-        patient_ws.next_data("signals").await["signals"]["sdp"],
-        "v=0 answer"
-    );
+    let answer = json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 answer" });
+    let answer = relay(&mut doctor_ws, &mut patient_ws, answer).await;
+    assert_eq!(answer["sdp"], "v=0 answer");
     let candidate = json!({ "candidate": "candidate:1 1 udp 1 10.0.0.1 5000 typ host" });
-    doctor_ws
-        .signal(
-            "ice",
-            json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate }),
-        )
-        .await;
-    assert_eq!(
-        patient_ws.next_data("signals").await["signals"]["candidate"],
-        candidate
-    );
-    patient_ws
-        .signal(
-            "mute",
-            json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false }),
-        )
-        .await;
-    let media = doctor_ws.next_data("signals").await["signals"].clone();
+    let ice = json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate });
+    let ice = relay(&mut doctor_ws, &mut patient_ws, ice).await;
+    assert_eq!(ice["candidate"], candidate);
+    let mute = json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false });
+    let media = relay(&mut patient_ws, &mut doctor_ws, mute).await;
     assert_eq!(media["audioEnabled"], false);
     // One sender's signals keep their order across instances.
     for n in 0..20 {
@@ -123,27 +110,46 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
             format!("v=0 #{n}")
         );
     }
+}
 
-    // Chat in the lobby, sent on A, read on B.
-    doctor_ws
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_lobby_message_sent_on_one_instance_is_read_on_the_other() {
+    let (a, b) = spawn_instances(|_| {}).await;
+    let reader = b.register_patient().await;
+    let mut reader_ws = b.ws_client(&reader.access).await;
+    reader_ws
         .subscribe(
             "chat",
             "subscription { messageAdded(channel: { lobby: true }) { body } }",
             json!({}),
         )
         .await;
-    doctor_ws.sync().await;
+    reader_ws.sync().await;
+    let writer = a.register_patient().await;
     a.ok(
         "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }",
         json!({ "input": { "channel": { "lobby": true }, "body": "Can you hear me?" } }),
-        Some(&patient.access),
+        Some(&writer.access),
     )
     .await;
     assert_eq!(
-        doctor_ws.next_data("chat").await["messageAdded"]["body"],
+        reader_ws.next_data("chat").await["messageAdded"]["body"],
         "Can you hear me?"
     );
+}
 
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_hang_up_on_one_instance_ends_the_call_on_the_other() {
+    let (a, b) = spawn_instances(|config| config.ring_timeout_secs = 600).await;
+    let mut watching = watching_statuses(&a).await;
+    let (doctor, doctor_id, mut doctor_ws, _, mut patient_ws, call_id) =
+        active_call(&a, &b, "MULTI-1").await;
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
+    for expected in ["ONLINE", "BUSY"] {
+        assert_eq!(next_status(&mut watching).await, expected);
+    }
     let ended = patient_ws
         .execute(
             "end",
@@ -159,10 +165,7 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
         );
         assert_eq!(socket.message_for("signals").await["type"], "complete");
     }
-    assert_eq!(
-        watching.next_data("status").await["doctorStatusChanged"]["status"],
-        "ONLINE"
-    );
+    assert_eq!(next_status(&mut watching).await, "ONLINE");
     assert_eq!(status_on(&b, &doctor_id).await, "ONLINE");
     // B cached the call when the doctor answered; A's hang-up reached that cache too.
     let late = doctor_ws
@@ -176,10 +179,7 @@ async fn a_call_crosses_instances_from_ring_to_hang_up() {
 
     // The doctor leaves B: A sees them OFFLINE.
     doctor_ws.close().await;
-    assert_eq!(
-        watching.next_data("status").await["doctorStatusChanged"]["status"],
-        "OFFLINE"
-    );
+    assert_eq!(next_status(&mut watching).await, "OFFLINE");
     let calls = b
         .ok(
             "{ myCalls { totalCount } }",
@@ -291,12 +291,7 @@ async fn a_vanished_instance_leaves_no_online_doctor_and_no_ringing_call() {
         .build()
         .expect("runtime");
     let c = a.another_instance(runtime.handle()).await;
-    let watcher = a.register_patient().await;
-    let mut watching = a.ws_client(&watcher.access).await;
-    watching
-        .subscribe("status", STATUS_CHANGES, json!({}))
-        .await;
-    watching.sync().await;
+    let mut watching = watching_statuses(&a).await;
     let (_, doctor_id, _doctor_ws) = online_doctor(&a, &c, "MULTI-GONE").await;
     assert_eq!(
         watching.next_data("status").await["doctorStatusChanged"]["status"],
@@ -337,16 +332,17 @@ async fn a_vanished_instance_leaves_no_online_doctor_and_no_ringing_call() {
 
 const MY_CALLS: &str = "{ myCalls { edges { node { id status endReason } } } }";
 
-/// An ACTIVE call between a new patient and an ONLINE doctor, both with sockets on `on`
-/// subscribed to "events": (doctor, doctor id, doctor socket, patient, patient socket, call id).
+/// An ACTIVE call between a new patient with a socket on `app` and an ONLINE doctor with a
+/// socket on `doctor_on`, both subscribed to "events": (doctor, doctor id, doctor socket,
+/// patient, patient socket, call id).
 async fn active_call(
     app: &TestApp,
-    on: &TestApp,
+    doctor_on: &TestApp,
     licence: &str,
 ) -> (Account, String, WsClient, Account, WsClient, String) {
-    let (doctor, doctor_id, mut doctor_ws) = online_doctor(app, on, licence).await;
+    let (doctor, doctor_id, mut doctor_ws) = online_doctor(app, doctor_on, licence).await;
     let patient = app.register_patient().await;
-    let mut patient_ws = on.ws_client(&patient.access).await;
+    let mut patient_ws = app.ws_client(&patient.access).await;
     doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;
@@ -368,36 +364,28 @@ async fn call_on(app: &TestApp, account: &Account, call_id: &str) -> Value {
         .expect("the call is listed")
 }
 
+/// Stops `a` (SIGTERM in production) and checks that it sends both sockets away with 1001, on
+/// which the graphql-ws client reconnects, through the load balancer, to another instance.
+async fn stop_under(a: &TestApp, doctor_ws: &mut WsClient, patient_ws: &mut WsClient) {
+    a.shutdown().await;
+    let mut gone = Vec::new();
+    for socket in [doctor_ws, patient_ws] {
+        gone.push(socket.closed().await);
+    }
+    assert_eq!(gone, [1001, 1001]);
+}
+
 #[tokio::test]
 #[ignore = "needs Redis"]
-async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_elsewhere() {
-    let (a, b) = spawn_instances(|config| {
+async fn a_stopping_instance_sends_its_sockets_away_and_leaves_nothing_in_redis() {
+    let (a, _b) = spawn_instances(|config| {
         config.ring_timeout_secs = 600;
         config.call_grace_secs = 600;
     })
     .await;
-    let (doctor, doctor_id, mut doctor_ws, patient, mut patient_ws, call_id) =
+    let (doctor, _, mut doctor_ws, patient, mut patient_ws, _) =
         active_call(&a, &a, "RESTART-1").await;
-    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
-    patient_ws
-        .signal(
-            "offer",
-            json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" }),
-        )
-        .await;
-    assert_eq!(
-        doctor_ws.next_data("signals").await["signals"]["sdp"],
-        "v=0 offer"
-    );
-
-    // A is told to stop (SIGTERM in production): both sockets are sent away with 1001, on
-    // which the graphql-ws client reconnects, through the load balancer, to B.
-    a.shutdown().await;
-    let mut gone = Vec::new();
-    for socket in [&mut doctor_ws, &mut patient_ws] {
-        gone.push(socket.closed().await);
-    }
-    assert_eq!(gone, [1001, 1001]);
+    stop_under(&a, &mut doctor_ws, &mut patient_ws).await;
     // A took its sockets and itself out of Redis on the way: nothing waits for its heartbeat
     // to expire.
     let mut redis = redis::Client::open(test_redis_url())
@@ -420,6 +408,24 @@ async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_else
         .await
         .expect("SCARD");
     assert_eq!(instances, 1, "only B is left");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_elsewhere() {
+    let (a, b) = spawn_instances(|config| {
+        config.ring_timeout_secs = 600;
+        config.call_grace_secs = 600;
+    })
+    .await;
+    let (doctor, doctor_id, mut doctor_ws, patient, mut patient_ws, call_id) =
+        active_call(&a, &a, "RESTART-1").await;
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
+    let offer = json!({ "callId": call_id, "kind": "OFFER", "sdp": "v=0 offer" });
+    let offer = relay(&mut patient_ws, &mut doctor_ws, offer).await;
+    assert_eq!(offer["sdp"], "v=0 offer");
+
+    stop_under(&a, &mut doctor_ws, &mut patient_ws).await;
     let mut doctor_ws = b.ws_client(&doctor.access).await;
     let mut patient_ws = b.ws_client(&patient.access).await;
     for socket in [&mut doctor_ws, &mut patient_ws] {
@@ -430,27 +436,16 @@ async fn a_call_goes_on_when_its_instance_restarts_and_both_peers_reconnect_else
     // The call never stopped: ACTIVE, the doctor BUSY, and the browsers renegotiate on B.
     assert_eq!(call_on(&b, &patient, &call_id).await["status"], "ACTIVE");
     assert_eq!(status_on(&b, &doctor_id).await, "BUSY");
-    patient_ws
-        .signal(
-            "renegotiate",
-            json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": "v=0 restart offer" }),
-        )
-        .await;
-    let offer = doctor_ws.next_data("signals").await["signals"].clone();
+    let renegotiate =
+        json!({ "callId": call_id, "kind": "RENEGOTIATE", "sdp": "v=0 restart offer" });
+    let offer = relay(&mut patient_ws, &mut doctor_ws, renegotiate).await;
     assert_eq!(
         (offer["kind"].as_str(), offer["sdp"].as_str()),
         (Some("RENEGOTIATE"), Some("v=0 restart offer"))
     );
-    doctor_ws
-        .signal(
-            "answer",
-            json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 restart answer" }),
-        )
-        .await;
-    assert_eq!(
-        patient_ws.next_data("signals").await["signals"]["sdp"],
-        "v=0 restart answer"
-    );
+    let answer = json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 restart answer" });
+    let answer = relay(&mut doctor_ws, &mut patient_ws, answer).await;
+    assert_eq!(answer["sdp"], "v=0 restart answer");
 
     let ended = doctor_ws
         .execute(
@@ -479,12 +474,7 @@ async fn a_call_whose_peers_do_not_come_back_after_a_restart_ends_as_dropped() {
         config.instance_expiry_ms = 1500;
     })
     .await;
-    let watcher = b.register_patient().await;
-    let mut watching = b.ws_client(&watcher.access).await;
-    watching
-        .subscribe("status", STATUS_CHANGES, json!({}))
-        .await;
-    watching.sync().await;
+    let mut watching = watching_statuses(&b).await;
     let (doctor, doctor_id, mut doctor_ws, patient, mut patient_ws, call_id) =
         active_call(&a, &a, "RESTART-2").await;
     for expected in ["ONLINE", "BUSY"] {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::common::stripe::{FakeStripe, ORIGIN, event, signed};
-use crate::common::ws::{accept_call, listen_for_signals, start_call};
+use crate::common::ws::{WsClient, accept_call, listen_for_signals, start_call};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -90,13 +90,12 @@ async fn post(app: &TestApp, body: Value) -> Value {
         .expect("JSON")
 }
 
-#[tokio::test]
-async fn graphql_operations_are_counted_by_name_and_outcome_over_http_and_websocket() {
-    let app = spawn_app().await;
-    let other_app = spawn_app().await;
-    let ann = app.register_patient().await;
-    const ME: &str = "query Me { me { id } }";
+const ME: &str = "query Me { me { id } }";
 
+/// Ann asks `Me` twice over HTTP and once over her socket, and someone asks it signed out: 3 ok
+/// and 1 UNAUTHENTICATED, all answered. Returns Ann's socket, still open.
+async fn me_over_both_transports(app: &TestApp) -> WsClient {
+    let ann = app.register_patient().await;
     for _ in 0..2 {
         app.ok(ME, json!({}), Some(&ann.access)).await;
     }
@@ -105,6 +104,13 @@ async fn graphql_operations_are_counted_by_name_and_outcome_over_http_and_websoc
     assert_eq!(over_socket["data"]["me"]["id"], ann.id.as_str());
     let anonymous = app.graphql(ME, json!({}), None).await;
     assert_eq!(error_code(&anonymous), Some("UNAUTHENTICATED"));
+    ws
+}
+
+#[tokio::test]
+async fn graphql_operations_are_counted_by_name_and_outcome_over_http_and_websocket() {
+    let app = spawn_app().await;
+    let mut ws = me_over_both_transports(&app).await;
     let bad = app
         .graphql(
             "query Doctor($id: ID!) { doctor(id: $id) { id } }",
@@ -157,8 +163,15 @@ async fn graphql_operations_are_counted_by_name_and_outcome_over_http_and_websoc
         .map(|(_, value)| value)
         .sum();
     assert_eq!(total, 10.0, "no operation counted twice or missed");
+}
 
-    // Every answered query and mutation is timed, on either transport.
+#[tokio::test]
+async fn every_answered_operation_is_timed_on_either_transport_by_its_own_instance() {
+    let app = spawn_app().await;
+    let other_app = spawn_app().await;
+    me_over_both_transports(&app).await.close().await;
+
+    let scrape = scrape(&app).await;
     assert_eq!(scrape.get(&latency("Me", "count")), 4.0);
     assert!(scrape.get(&latency("Me", "sum")) > 0.0);
     let me_buckets: Vec<f64> = scrape
@@ -178,9 +191,19 @@ async fn graphql_operations_are_counted_by_name_and_outcome_over_http_and_websoc
         "{}",
         scrape.text
     );
+    // Another instance in the same process counts only its own.
+    let elsewhere = self::scrape(&other_app).await;
+    assert_eq!(elsewhere.value(&requests("Me", "ok")), None);
+    assert_eq!(elsewhere.value(&latency("Me", "count")), None);
+}
 
-    // The text format, with HELP and TYPE for every series (webhook events appear with the
-    // first delivery).
+/// The text format, with HELP and TYPE for every series (webhook events appear with the first
+/// delivery).
+#[tokio::test]
+async fn every_series_has_its_help_and_type() {
+    let app = spawn_app().await;
+    me_over_both_transports(&app).await.close().await;
+    let scrape = scrape(&app).await;
     for (name, kind) in [
         ("medilink_graphql_requests_total", "counter"),
         ("medilink_graphql_request_duration_seconds", "histogram"),
@@ -200,11 +223,6 @@ async fn graphql_operations_are_counted_by_name_and_outcome_over_http_and_websoc
         );
         assert!(scrape.text.contains(&format!("# HELP {name} ")), "{name}");
     }
-
-    // Another instance in the same process counts only its own.
-    let elsewhere = self::scrape(&other_app).await;
-    assert_eq!(elsewhere.value(&requests("Me", "ok")), None);
-    assert_eq!(elsewhere.value(&latency("Me", "count")), None);
 }
 
 #[tokio::test]
@@ -245,17 +263,34 @@ async fn client_chosen_operation_names_cannot_grow_the_series_without_bound() {
     assert_eq!(scrape.get(&latency("other", "count")), 3.0);
 }
 
-#[tokio::test]
-async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
-    let app = spawn_app().await;
+/// An online doctor and a patient, each with a socket listening to `callEvents` as "events":
+/// (doctor id, doctor's socket, patient's socket).
+async fn two_listening_sockets(app: &TestApp, licence: &str) -> (String, WsClient, WsClient) {
     let admin = app.admin().await;
-    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "METRICS-1").await;
+    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, licence).await;
     let patient = app.register_patient().await;
     let mut patient_ws = app.ws_client(&patient.access).await;
     for socket in [&mut doctor_ws, &mut patient_ws] {
         socket.subscribe("events", CALL_EVENTS, json!({})).await;
         socket.sync().await;
     }
+    (doctor_id, doctor_ws, patient_ws)
+}
+
+/// A call between the two sockets of `two_listening_sockets`, answered, both listening to its
+/// signals as "signals": (doctor's socket, patient's socket, call id).
+async fn answered_call(app: &TestApp, licence: &str) -> (WsClient, WsClient, String) {
+    let (doctor_id, mut doctor_ws, mut patient_ws) = two_listening_sockets(app, licence).await;
+    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
+    accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
+    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
+    (doctor_ws, patient_ws, call_id)
+}
+
+#[tokio::test]
+async fn sockets_and_subscriptions_are_gauged_and_a_ringing_call_counted() {
+    let app = spawn_app().await;
+    let (doctor_id, mut doctor_ws, mut patient_ws) = two_listening_sockets(&app, "METRICS-1").await;
     let before = scrape(&app).await;
     assert_eq!(before.get("medilink_websocket_connections"), 2.0);
     assert_eq!(before.get("medilink_subscriptions_active"), 2.0);
@@ -279,15 +314,18 @@ async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
     // A subscription is counted once its outcome is known: here, at its first event.
     assert_eq!(before.value(&requests("CallEvents", "ok")), None);
 
-    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
+    start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
     let ringing = scrape(&app).await;
     assert_eq!(ringing.get("medilink_calls_active{state=\"ringing\"}"), 1.0);
     assert_eq!(ringing.get("medilink_calls_active{state=\"active\"}"), 0.0);
     assert_eq!(ringing.get(&requests("CallEvents", "ok")), 1.0);
+}
 
-    accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
-    listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
-    // Someone else's subscription to the call is refused and never counts as running.
+/// Someone else's subscription to a call's signals is refused and never counts as running.
+#[tokio::test]
+async fn a_refused_signal_subscription_is_counted_but_never_running() {
+    let app = spawn_app().await;
+    let (_doctor_ws, _patient_ws, call_id) = answered_call(&app, "METRICS-1").await;
     let stranger = app.register_patient().await;
     let mut stranger_ws = app.ws_client(&stranger.access).await;
     stranger_ws
@@ -303,77 +341,49 @@ async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
     };
     assert_eq!(code, "FORBIDDEN", "{refused}");
 
-    let candidate = |n: u32| json!({ "candidate": format!("candidate:{n}"), "sdpMid": "0", "sdpMLineIndex": 0 });
-    for (from_patient, id, input) in [
+    let scrape = scrape(&app).await;
+    assert_eq!(scrape.get("medilink_websocket_connections"), 3.0);
+    let subscriptions = scrape.get("medilink_subscriptions_active");
+    assert_eq!(
+        subscriptions, 4.0,
+        "two call events, two signals: {}",
+        scrape.text
+    );
+    assert_eq!(scrape.get(&requests("Signals", "FORBIDDEN")), 1.0);
+}
+
+#[tokio::test]
+async fn signals_are_counted_by_kind_and_outcome() {
+    let app = spawn_app().await;
+    let (doctor_ws, patient_ws, call_id) = answered_call(&app, "METRICS-1").await;
+    let (mut sockets, doctor, patient) = ([doctor_ws, patient_ws], 0, 1);
+    let candidate = |n: u32| json!({ "kind": "ICE_CANDIDATE", "candidate": { "candidate": format!("candidate:{n}"), "sdpMid": "0", "sdpMLineIndex": 0 } });
+    for (from, mut input) in [
+        (patient, json!({ "kind": "OFFER", "sdp": "v=0 offer" })),
+        (doctor, json!({ "kind": "ANSWER", "sdp": "v=0 answer" })),
+        (patient, candidate(1)),
+        (patient, candidate(2)),
         (
-            true,
-            "offer",
-            json!({ "kind": "OFFER", "sdp": "v=0 offer" }),
-        ),
-        (
-            false,
-            "answer",
-            json!({ "kind": "ANSWER", "sdp": "v=0 answer" }),
-        ),
-        (
-            true,
-            "ice1",
-            json!({ "kind": "ICE_CANDIDATE", "candidate": candidate(1) }),
-        ),
-        (
-            true,
-            "ice2",
-            json!({ "kind": "ICE_CANDIDATE", "candidate": candidate(2) }),
-        ),
-        (
-            false,
-            "mute",
+            doctor,
             json!({ "kind": "MEDIA_STATE", "audioEnabled": false }),
         ),
     ] {
-        let sender = if from_patient {
-            &mut patient_ws
-        } else {
-            &mut doctor_ws
-        };
-        let mut input = input;
         input["callId"] = json!(call_id);
-        sender.signal(id, input).await;
+        sockets[from].signal("signal", input).await;
     }
-    let refused = patient_ws
-        .execute(
-            "oversized",
-            SEND_SIGNAL,
-            json!({ "input": { "callId": call_id, "kind": "OFFER", "sdp": "v".repeat(65 * 1024) } }),
-        )
-        .await;
-    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
-    for _ in 0..3 {
-        doctor_ws.next_data("signals").await;
+    let oversized =
+        json!({ "input": { "callId": call_id, "kind": "OFFER", "sdp": "v".repeat(65 * 1024) } });
+    let refused = sockets[patient].execute("oversized", SEND_SIGNAL, oversized);
+    assert_eq!(error_code(&refused.await), Some("BAD_USER_INPUT"));
+    for (to, received) in [(doctor, 3), (patient, 2)] {
+        for _ in 0..received {
+            sockets[to].next_data("signals").await;
+        }
     }
-    for _ in 0..2 {
-        patient_ws.next_data("signals").await;
-    }
-
-    let lobby = json!({ "input": { "channel": { "lobby": true }, "body": "Hello" } });
-    app.ok(SEND_MESSAGE, lobby.clone(), Some(&patient.access))
-        .await;
-    let over_socket = patient_ws.execute("chat", SEND_MESSAGE, lobby).await;
-    assert!(over_socket.get("errors").is_none(), "{over_socket}");
-    let empty = json!({ "input": { "channel": { "lobby": true }, "body": " " } });
-    let refused = app
-        .graphql(SEND_MESSAGE, empty, Some(&patient.access))
-        .await;
-    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
 
     let during = scrape(&app).await;
-    assert_eq!(during.get("medilink_websocket_connections"), 3.0);
-    assert_eq!(
-        during.get("medilink_subscriptions_active"),
-        4.0,
-        "{}",
-        during.text
-    );
+    let subscriptions = during.get("medilink_subscriptions_active");
+    assert_eq!(subscriptions, 4.0, "{}", during.text);
     assert_eq!(during.get("medilink_calls_active{state=\"ringing\"}"), 0.0);
     assert_eq!(during.get("medilink_calls_active{state=\"active\"}"), 1.0);
     for (kind, count) in [
@@ -386,20 +396,43 @@ async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
         let series = format!("medilink_signals_relayed_total{{kind=\"{kind}\"}}");
         assert_eq!(during.get(&series), count, "{kind}");
     }
-    assert_eq!(during.get("medilink_chat_messages_total"), 2.0);
     assert_eq!(during.get(&requests("SendSignal", "ok")), 5.0);
     assert_eq!(during.get(&requests("SendSignal", "BAD_USER_INPUT")), 1.0);
     assert_eq!(during.get(&latency("SendSignal", "count")), 6.0);
-    assert_eq!(during.get(&requests("SendMessage", "ok")), 2.0);
-    assert_eq!(during.get(&requests("SendMessage", "BAD_USER_INPUT")), 1.0);
-    assert_eq!(during.get(&requests("Signals", "FORBIDDEN")), 1.0);
     assert_eq!(during.get(&requests("CallEvents", "ok")), 2.0);
+    let subscription_latency = during.value(&latency("CallEvents", "count"));
     assert_eq!(
-        during.value(&latency("CallEvents", "count")),
-        None,
+        subscription_latency, None,
         "a subscription's lifetime is not a latency"
     );
+}
 
+#[tokio::test]
+async fn chat_messages_are_counted_over_http_and_websocket() {
+    let app = spawn_app().await;
+    let patient = app.register_patient().await;
+    let mut patient_ws = app.ws_client(&patient.access).await;
+    let lobby = json!({ "input": { "channel": { "lobby": true }, "body": "Hello" } });
+    app.ok(SEND_MESSAGE, lobby.clone(), Some(&patient.access))
+        .await;
+    let over_socket = patient_ws.execute("chat", SEND_MESSAGE, lobby).await;
+    assert!(over_socket.get("errors").is_none(), "{over_socket}");
+    let empty = json!({ "input": { "channel": { "lobby": true }, "body": " " } });
+    let refused = app
+        .graphql(SEND_MESSAGE, empty, Some(&patient.access))
+        .await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
+
+    let scrape = scrape(&app).await;
+    assert_eq!(scrape.get("medilink_chat_messages_total"), 2.0);
+    assert_eq!(scrape.get(&requests("SendMessage", "ok")), 2.0);
+    assert_eq!(scrape.get(&requests("SendMessage", "BAD_USER_INPUT")), 1.0);
+}
+
+#[tokio::test]
+async fn an_ended_call_and_closed_sockets_leave_the_gauges() {
+    let app = spawn_app().await;
+    let (mut doctor_ws, mut patient_ws, call_id) = answered_call(&app, "METRICS-1").await;
     let ended = patient_ws
         .execute(
             "end",
@@ -424,10 +457,9 @@ async fn sockets_subscriptions_calls_signals_and_chat_are_counted() {
 
     // Closing the sockets ends their subscriptions and takes them off the gauges.
     patient_ws.close().await;
-    eventually(&app, "medilink_websocket_connections", 2.0).await;
+    eventually(&app, "medilink_websocket_connections", 1.0).await;
     eventually(&app, "medilink_subscriptions_active", 1.0).await;
     doctor_ws.close().await;
-    stranger_ws.close().await;
     eventually(&app, "medilink_websocket_connections", 0.0).await;
     eventually(&app, "medilink_subscriptions_active", 0.0).await;
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::ws::{Received, WsClient, accept_call, listen_for_signals};
+use crate::common::ws::{Received, WsClient, accept_call, listen_for_signals, relay, start_call};
 use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -168,21 +168,19 @@ async fn signal(socket: &mut WsClient, id: &str, input: Value) -> Value {
         .await
 }
 
+const STATUS_CHANGES: &str = "subscription { doctorStatusChanged { doctor { id } status } }";
+
 #[tokio::test]
-async fn a_whole_call_from_ring_to_hang_up() {
+async fn watchers_see_a_doctor_go_online_and_busy_once_a_call_rings() {
     let app = fast_app().await;
     let admin = app.admin().await;
     let watcher = app.register_patient().await;
     let mut watching = app.ws_client(&watcher.access).await;
     watching
-        .subscribe(
-            "status",
-            "subscription { doctorStatusChanged { doctor { id } status } }",
-            json!({}),
-        )
+        .subscribe("status", STATUS_CHANGES, json!({}))
         .await;
     watching.sync().await;
-    let (doctor, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "CALL-1").await;
+    let (_, doctor_id, mut doctor_ws) = app.online_doctor(&admin, "CALL-1").await;
     let change = watching.next_data("status").await;
     assert_eq!(
         change["doctorStatusChanged"],
@@ -199,28 +197,67 @@ async fn a_whole_call_from_ring_to_hang_up() {
     let patient = app.register_patient().await;
     let mut patient_ws = app.ws_client(&patient.access).await;
     doctor_ws.subscribe("events", CALL_EVENTS, json!({})).await;
-    patient_ws.subscribe("events", CALL_EVENTS, json!({})).await;
     doctor_ws.sync().await;
     let call = patient_ws
         .execute("call", START_CALL, json!({ "doctor": doctor_id }))
         .await;
     let call_id = call["data"]["startCall"]["id"]
         .as_str()
-        .expect("call started")
-        .to_owned();
+        .expect("call started");
     assert_eq!(call["data"]["startCall"]["status"], "RINGING");
     let incoming = doctor_ws.next_data("events").await;
     assert_eq!(incoming["callEvents"]["kind"], "INCOMING");
-    assert_eq!(incoming["callEvents"]["call"]["id"], call_id.as_str());
+    assert_eq!(incoming["callEvents"]["call"]["id"], call_id);
     assert_eq!(status_of(&app, &doctor_id).await, "BUSY");
     assert_eq!(
         watching.next_data("status").await["doctorStatusChanged"]["status"],
         "BUSY"
     );
+}
 
+/// A call between a new patient and an ONLINE doctor, answered, both sockets listening to its
+/// events as "events" and to its signals as "signals".
+struct InCall {
+    doctor: Account,
+    doctor_id: String,
+    doctor_ws: WsClient,
+    patient: Account,
+    patient_ws: WsClient,
+    call_id: String,
+}
+
+async fn a_call_in_progress(app: &TestApp, licence: &str) -> InCall {
+    let admin = app.admin().await;
+    let (doctor, doctor_id, mut doctor_ws) = app.online_doctor(&admin, licence).await;
+    let patient = app.register_patient().await;
+    let mut patient_ws = app.ws_client(&patient.access).await;
+    for socket in [&mut doctor_ws, &mut patient_ws] {
+        socket.subscribe("events", CALL_EVENTS, json!({})).await;
+        socket.sync().await;
+    }
+    let call_id = start_call(&mut patient_ws, &mut doctor_ws, &doctor_id).await;
     accept_call(&mut doctor_ws, &mut patient_ws, &call_id).await;
     listen_for_signals(&mut doctor_ws, &mut patient_ws, SIGNALS, &call_id).await;
+    InCall {
+        doctor,
+        doctor_id,
+        doctor_ws,
+        patient,
+        patient_ws,
+        call_id,
+    }
+}
 
+#[tokio::test]
+async fn offers_answers_candidates_and_media_states_reach_the_other_side() {
+    let app = fast_app().await;
+    let InCall {
+        mut doctor_ws,
+        patient,
+        mut patient_ws,
+        call_id,
+        ..
+    } = a_call_in_progress(&app, "CALL-1").await;
     let offer = signal(
         &mut patient_ws,
         "offer",
@@ -237,42 +274,38 @@ async fn a_whole_call_from_ring_to_hang_up() {
         ),
         (Some("OFFER"), Some("v=0 offer"), Some(patient.id.as_str()))
     );
+    let answer = json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 answer" });
+    let got = relay(&mut doctor_ws, &mut patient_ws, answer).await;
+    assert_eq!(got["sdp"], "v=0 answer");
 
-    signal(
-        &mut doctor_ws,
-        "answer",
-        json!({ "callId": call_id, "kind": "ANSWER", "sdp": "v=0 answer" }),
-    )
-    .await;
-    assert_eq!(
-        patient_ws.next_data("signals").await["signals"]["sdp"],
-        "v=0 answer"
-    );
-
-    for (i, (from, to)) in [(0, 1), (1, 0), (0, 1)].into_iter().enumerate() {
+    for (i, from_patient) in [true, false, true].into_iter().enumerate() {
         let candidate = json!({ "candidate": format!("candidate:{i} 1 udp 2122260223 10.0.0.{i} 5000{i} typ host"), "sdpMid": "0", "sdpMLineIndex": 0 });
         let input = json!({ "callId": call_id, "kind": "ICE_CANDIDATE", "candidate": candidate });
-        let sockets: [&mut WsClient; 2] = [&mut patient_ws, &mut doctor_ws];
-        let [patient_side, doctor_side] = sockets;
-        let (sender, receiver) = if from == 0 {
-            (patient_side, doctor_side)
+        let received = if from_patient {
+            relay(&mut patient_ws, &mut doctor_ws, input).await
         } else {
-            (doctor_side, patient_side)
+            relay(&mut doctor_ws, &mut patient_ws, input).await
         };
-        let _ = to;
-        signal(sender, &format!("ice{i}"), input).await;
-        let received = receiver.next_data("signals").await["signals"].clone();
         assert_eq!(received["kind"], "ICE_CANDIDATE");
         assert_eq!(received["candidate"], candidate);
     }
-    signal(&mut doctor_ws, "mute", json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false, "videoEnabled": true })).await;
-    let media = patient_ws.next_data("signals").await["signals"].clone();
+    let mute = json!({ "callId": call_id, "kind": "MEDIA_STATE", "audioEnabled": false, "videoEnabled": true });
+    let media = relay(&mut doctor_ws, &mut patient_ws, mute).await;
     assert_eq!(
         (media["audioEnabled"].clone(), media["videoEnabled"].clone()),
         (json!(false), json!(true))
     );
+}
 
-    // Signals from one sender arrive in the order sent.
+#[tokio::test]
+async fn signals_from_one_sender_arrive_in_the_order_sent() {
+    let app = fast_app().await;
+    let InCall {
+        mut doctor_ws,
+        mut patient_ws,
+        call_id,
+        ..
+    } = a_call_in_progress(&app, "CALL-1").await;
     for n in 0..20 {
         signal(
             &mut patient_ws,
@@ -287,7 +320,19 @@ async fn a_whole_call_from_ring_to_hang_up() {
             format!("v=0 #{n}")
         );
     }
+}
 
+#[tokio::test]
+async fn a_hang_up_ends_the_call_for_both_frees_the_doctor_and_is_recorded() {
+    let app = fast_app().await;
+    let InCall {
+        doctor,
+        doctor_id,
+        mut doctor_ws,
+        patient,
+        mut patient_ws,
+        call_id,
+    } = a_call_in_progress(&app, "CALL-1").await;
     let ended = patient_ws
         .execute(
             "end",

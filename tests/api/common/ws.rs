@@ -335,6 +335,13 @@ pub async fn accept_call(doctor: &mut WsClient, patient: &mut WsClient, call_id:
     }
 }
 
+/// Sends `input` as a signal from `from` and returns the signal that `to` receives on its
+/// "signals" subscription.
+pub async fn relay(from: &mut WsClient, to: &mut WsClient, input: Value) -> Value {
+    from.signal("signal", input).await;
+    to.next_data("signals").await["signals"].clone()
+}
+
 /// Both participants subscribe to the call's signals as "signals" with `query`, and are
 /// listening when this returns.
 pub async fn listen_for_signals(
