@@ -11,8 +11,8 @@ use crate::appointments::model::Appointment;
 use crate::error::AppResult;
 use crate::events::Event;
 use crate::graphql::connection::{Connection, connection};
-use crate::graphql::context::{state, viewer};
 use crate::graphql::context::user_events;
+use crate::graphql::context::{state, viewer};
 use crate::graphql::ids::parse_id;
 use crate::pagination::{PageArgs, page_complexity};
 
