@@ -88,6 +88,18 @@ pub fn appointment_confirmed(starts_at: DateTime<Utc>) -> Content {
     )
 }
 
+pub fn appointment_reminder(starts_at: DateTime<Utc>, in_how_long: &str) -> Content {
+    compose(
+        "appointment_reminder",
+        &format!("Reminder: your appointment starts in {in_how_long}"),
+        &[format!(
+            "Your appointment on {} starts in {in_how_long}.",
+            when(starts_at)
+        )],
+        None,
+    )
+}
+
 pub fn appointment_cancelled(starts_at: DateTime<Utc>, reason: &str) -> Content {
     let mut lines = vec![format!(
         "The appointment on {} was cancelled.",

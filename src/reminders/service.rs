@@ -12,9 +12,11 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
 
 use super::repo::{self, Claim, Due};
 use crate::error::AppResult;
+use crate::mail::templates;
 use crate::notifications::{Notification, NotificationKind, service as notifications};
 use crate::state::AppState;
 
@@ -52,7 +54,7 @@ pub async fn sweep(state: &AppState) -> AppResult<usize> {
             let handled = won.len();
             for claim in won {
                 sent += usize::from(!claim.notifications.is_empty());
-                deliver(state, claim);
+                deliver(state, claim).await;
             }
             // Nothing won: another instance holds these appointments and will handle them.
             if !full || handled == 0 {
@@ -97,9 +99,19 @@ fn claim(due: Due, offset: Duration, now: DateTime<Utc>) -> Claim {
     }
 }
 
-/// What a reminder sends once its claim is committed: each stored notification, live. This is
-/// the one place a reminder leaves the database.
-fn deliver(state: &AppState, claim: Claim) {
+/// What a reminder sends once its claim is committed: a mail to each party (queued right after
+/// the claim, as booking mails are: a crash in between loses the mail, never doubles it) and
+/// each stored notification, live. This is the one place a reminder leaves the database.
+async fn deliver(state: &AppState, claim: Claim) {
+    let parties: Vec<Uuid> = claim.notifications.iter().map(|(user, _)| *user).collect();
+    if !parties.is_empty() {
+        let offset = Duration::seconds(claim.offset_secs);
+        let mail = templates::appointment_reminder(claim.starts_at, &spoken(offset));
+        state
+            .mail
+            .enqueue_to_users(&state.db, &parties, &mail)
+            .await;
+    }
     for (user, notification) in claim.notifications {
         notifications::publish(state, user, notification);
     }

@@ -2,6 +2,7 @@
 //! and start time, on any number of instances and across restarts; a cancelled appointment is
 //! never reminded and a moved one is reminded at its new start.
 
+use crate::common::smtp::{outbox_drained, spawn_app_with_mail};
 use crate::common::*;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
@@ -141,6 +142,42 @@ async fn each_party_is_reminded_once_at_each_offset() {
         "none sent twice"
     );
     assert_eq!(reminders(&app, &doctor.access).await.len(), 2);
+}
+
+/// The reminder's mail goes to both parties with it, once, however many sweeps follow.
+#[tokio::test]
+async fn each_reminder_is_mailed_to_both_parties_once() {
+    let (app, smtp) = spawn_app_with_mail(|config| {
+        config.reminder_offsets = "24h".into();
+        config.reminder_sweep_secs = 1;
+    })
+    .await;
+    let (doctor, doctor_id, slots) = doctor_with_slots(&app, "REMIND-MAIL").await;
+    let patient = app.register_patient().await;
+    let starts_at = slots[20];
+    book(&app, &patient, &doctor_id, starts_at).await;
+    travel_to(&app, starts_at - Duration::hours(23));
+    until_reminded(&app, &patient.access, 1).await;
+
+    let subject = "Reminder: your appointment starts in 24 hours";
+    let when = starts_at.format("%Y-%m-%d %H:%M").to_string();
+    for party in [&patient, &doctor] {
+        let mail = smtp.mail_to(&party.email, subject).await;
+        let text = mail.text.as_deref().expect("a text body");
+        assert!(text.contains(&when), "{text}");
+    }
+    a_few_sweeps().await;
+    outbox_drained(&app).await;
+    for party in [&patient, &doctor] {
+        let reminders = smtp.received_by(&party.email);
+        let reminders = reminders.iter().filter(|m| m.subject.contains(subject));
+        assert_eq!(
+            reminders.count(),
+            1,
+            "one mail per reminder to {}",
+            party.email
+        );
+    }
 }
 
 #[tokio::test]
