@@ -26,7 +26,7 @@ use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
-use crate::{calls, graphql, http, mail, payments};
+use crate::{calls, http, mail, payments, schema};
 
 /// Why the server could not start; one line for the operator.
 #[derive(Debug)]
@@ -200,7 +200,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
-        let schema = graphql::build(state.clone());
+        let schema = schema::build(state.clone());
         let router = http::router(state.clone(), schema);
         calls::service::instance_started(&state).await;
         tracing::info!(address = %self.local_addr(), database = state.db.backend(), "listening");

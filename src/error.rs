@@ -20,6 +20,8 @@ pub enum ErrorCode {
     Conflict,
     RateLimited,
     PaymentRequired,
+    /// This instance cannot serve the request now (it is stopping); another one can.
+    Unavailable,
     Internal,
 }
 
@@ -33,6 +35,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::RateLimited => "RATE_LIMITED",
             Self::PaymentRequired => "PAYMENT_REQUIRED",
+            Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -101,6 +104,10 @@ impl AppError {
     }
 
     /// An unexpected failure: logged here with its cause, shown to the client only as INTERNAL.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
     pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         tracing::error!(error = %source, "internal error");
         Self {

@@ -24,6 +24,7 @@ pub mod payments;
 pub mod realtime;
 pub mod reviews;
 pub mod scheduling;
+pub mod schema;
 pub mod shutdown;
 pub mod state;
 mod tls;

@@ -57,7 +57,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::PrintSchema = cli.command {
-        print!("{}", medilink::graphql::sdl());
+        print!("{}", medilink::schema::sdl());
         return ExitCode::SUCCESS;
     }
     let result = Config::load_from(&cli.config)

@@ -133,6 +133,7 @@ pub struct Metrics {
     pool_max: Gauge,
     cached_documents: Gauge,
     cached_document_bytes: Gauge,
+    fast_path_operations: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -238,6 +239,12 @@ impl Metrics {
             "The text of the parsed GraphQL documents kept, in bytes (bounded)",
             cached_document_bytes.clone(),
         );
+        let fast_path_operations = Counter::default();
+        registry.register(
+            "medilink_websocket_fast_path_operations",
+            "sendSignal and signals operations the socket served without the GraphQL executor",
+            fast_path_operations.clone(),
+        );
         Self {
             registry,
             operations: OperationNames::default(),
@@ -253,7 +260,13 @@ impl Metrics {
             pool_max,
             cached_documents,
             cached_document_bytes,
+            fast_path_operations,
         }
+    }
+
+    /// An operation started on the socket's fast path.
+    pub fn fast_path_operation(&self) {
+        self.fast_path_operations.inc();
     }
 
     /// The size of the parsed-document cache, each time it changes.

@@ -6,20 +6,22 @@ use chrono::{DateTime, Utc};
 use super::model::{Appointment, AppointmentFilter, AppointmentStatus, BookingRequest};
 use super::service;
 use crate::auth::Role;
+use crate::doctors::loaders::DoctorLoader;
 use crate::doctors::model::{Doctor, Money};
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
 use crate::graphql::ids::parse_id;
-use crate::graphql::loaders::{
-    DoctorLoader, PaymentLoader, ReviewLoader, UserLoader, loader, prefetch,
-};
-use crate::graphql::scalars::Date;
+use crate::graphql::loaders::{loader, prefetch};
 use crate::pagination::{PageArgs, page_complexity};
 use crate::payments;
+use crate::payments::loaders::PaymentLoader;
 use crate::payments::model::Payment;
+use crate::reviews::loaders::ReviewLoader;
 use crate::reviews::model::Review;
+use crate::scheduling::date::Date;
 use crate::scheduling::model::Slot;
+use crate::users::loaders::UserLoader;
 use crate::users::model::User;
 
 #[derive(Default)]

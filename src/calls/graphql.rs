@@ -1,27 +1,33 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object, OneofObject, Subscription};
+use async_graphql::{
+    Context, ID, InputObject, InputType, Object, OneofObject, Subscription, Value,
+};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
+use serde::{Deserialize, Deserializer};
+use uuid::Uuid;
 
 use super::model::{
     Call, CallEndReason, CallEvent, CallEventKind, CallStatus, CallTarget, IceCandidate,
-    SendSignalInput, Signal, SignalKind,
+    OutgoingSignal, Signal, SignalKind,
 };
 use super::service;
 use crate::appointments;
 use crate::appointments::model::Appointment;
 use crate::doctors;
+use crate::doctors::loaders::DoctorLoader;
 use crate::doctors::model::Doctor;
 use crate::error::{AppError, AppResult};
 use crate::events::{DoctorStatus, DoctorStatusEvent};
 use crate::graphql::connection::{Connection, connection};
+use crate::graphql::context::user_events;
 use crate::graphql::context::{state, viewer};
-use crate::graphql::dormant::user_events;
 use crate::graphql::ids::parse_id;
-use crate::graphql::loaders::{DoctorLoader, UserLoader, loader, prefetch};
+use crate::graphql::loaders::{loader, prefetch};
 use crate::pagination::{PageArgs, page_complexity};
+use crate::users::loaders::UserLoader;
 use crate::users::model::User;
 
 #[derive(Default)]
@@ -127,7 +133,8 @@ impl CallsMutation {
     /// Relays WebRTC signaling to the other participant of a ringing or active call. Send it
     /// over the WebSocket to avoid an HTTP round trip per ICE candidate.
     async fn send_signal(&self, ctx: &Context<'_>, input: SendSignalInput) -> AppResult<bool> {
-        service::send_signal(state(ctx), viewer(ctx).await?, input).await
+        let (call_id, signal) = input.into_parts()?;
+        service::send_signal(state(ctx), viewer(ctx).await?, call_id, signal).await
     }
 }
 
@@ -319,4 +326,74 @@ pub enum StartCallInput {
     DoctorId(ID),
     /// Call the other party of a confirmed appointment, from 10 minutes before its start.
     AppointmentId(ID),
+}
+
+// `sendSignal`'s input. The socket's fast path (`super::socket`) reads this same type with serde,
+// so the two paths take exactly the same fields: serde's attributes mirror GraphQL's names and
+// refuse what GraphQL would not take as it is (the executor then gives its error).
+#[derive(InputObject, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SendSignalInput {
+    pub call_id: ID,
+    #[serde(deserialize_with = "graphql_enum")]
+    pub kind: SignalKind,
+    /// For OFFER, ANSWER and RENEGOTIATE; at most 64 KiB.
+    pub sdp: Option<String>,
+    /// For ICE_CANDIDATE.
+    pub candidate: Option<IceCandidateInput>,
+    /// For MEDIA_STATE.
+    pub audio_enabled: Option<bool>,
+    pub video_enabled: Option<bool>,
+}
+
+#[derive(InputObject, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IceCandidateInput {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_m_line_index: Option<i32>,
+    pub username_fragment: Option<String>,
+}
+
+impl SendSignalInput {
+    /// The call and the signal, as the service takes them. Destructured whole, so that a field
+    /// added here and not passed on does not compile.
+    pub fn into_parts(self) -> AppResult<(Uuid, OutgoingSignal)> {
+        let Self {
+            call_id,
+            kind,
+            sdp,
+            candidate,
+            audio_enabled,
+            video_enabled,
+        } = self;
+        let candidate = candidate.map(
+            |IceCandidateInput {
+                 candidate,
+                 sdp_mid,
+                 sdp_m_line_index,
+                 username_fragment,
+             }| IceCandidate {
+                candidate,
+                sdp_mid,
+                sdp_m_line_index,
+                username_fragment,
+            },
+        );
+        let signal = OutgoingSignal {
+            kind,
+            sdp,
+            candidate,
+            audio_enabled,
+            video_enabled,
+        };
+        Ok((parse_id(&call_id, "callId")?, signal))
+    }
+}
+
+/// A GraphQL enum by its GraphQL name (`ICE_CANDIDATE`), as variables carry it.
+fn graphql_enum<'de, D: Deserializer<'de>, T: InputType>(deserializer: D) -> Result<T, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    T::parse(Some(Value::String(name)))
+        .map_err(|_| serde::de::Error::custom("not a value of the enum"))
 }

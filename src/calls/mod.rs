@@ -6,3 +6,4 @@ pub mod live;
 pub mod model;
 mod repo;
 pub mod service;
+pub mod socket;

@@ -1,4 +1,4 @@
-use async_graphql::{Enum, ID, InputObject, SimpleObject};
+use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -112,8 +112,8 @@ pub enum SignalKind {
     MediaState,
 }
 
-#[derive(SimpleObject, InputObject, Clone, Debug, Serialize, Deserialize)]
-#[graphql(input_name = "IceCandidateInput")]
+// An ICE candidate as the browser's `RTCIceCandidate` gives it.
+#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
 pub struct IceCandidate {
     pub candidate: String,
     pub sdp_mid: Option<String>,
@@ -121,15 +121,12 @@ pub struct IceCandidate {
     pub username_fragment: Option<String>,
 }
 
-#[derive(InputObject)]
-pub struct SendSignalInput {
-    pub call_id: ID,
+/// What a participant sends the other; checked by the service before it is relayed.
+#[derive(Clone, Debug)]
+pub struct OutgoingSignal {
     pub kind: SignalKind,
-    /// For OFFER, ANSWER and RENEGOTIATE; at most 64 KiB.
     pub sdp: Option<String>,
-    /// For ICE_CANDIDATE.
     pub candidate: Option<IceCandidate>,
-    /// For MEDIA_STATE.
     pub audio_enabled: Option<bool>,
     pub video_enabled: Option<bool>,
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::model::{
     Call, CallEndReason, CallEvent, CallEventKind, CallStatus, CallTarget, LiveCalls,
-    SendSignalInput, Signal, SignalKind,
+    OutgoingSignal, Signal, SignalKind,
 };
 use super::repo;
 use crate::appointments;
@@ -23,7 +23,6 @@ use crate::enum_name::EnumName;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::events::{DoctorStatus, DoctorStatusEvent};
-use crate::graphql::ids::parse_id;
 use crate::pagination::{Page, PageArgs, time_id};
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::PresenceError;
@@ -472,9 +471,9 @@ fn publish(state: &AppState, user_id: Uuid, kind: CallEventKind, call: &Call) {
 pub async fn send_signal(
     state: &AppState,
     viewer: AuthUser,
-    input: SendSignalInput,
+    call_id: Uuid,
+    input: OutgoingSignal,
 ) -> AppResult<bool> {
-    let call_id = parse_id(&input.call_id, "callId")?;
     check_signal(&input)?;
     state
         .limits
@@ -506,7 +505,7 @@ pub async fn send_signal(
     Ok(true)
 }
 
-fn check_signal(input: &SendSignalInput) -> AppResult<()> {
+fn check_signal(input: &OutgoingSignal) -> AppResult<()> {
     if input
         .sdp
         .as_ref()

@@ -10,7 +10,8 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{state, viewer};
 use crate::graphql::ids::parse_id;
-use crate::graphql::loaders::{UserLoader, loader, prefetch};
+use crate::graphql::loaders::{loader, prefetch};
+use crate::users::loaders::UserLoader;
 use crate::users::model::User;
 
 #[derive(Default)]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Upload};
 use chrono::{DateTime, Utc};
 
+use super::loaders::LicenceLoader;
 use super::model::{
     Doctor, DoctorFilter, DoctorProfileInput, DoctorSort, LicenceInfo, Money, Specialization,
     UpdateDoctorProfileInput, VerificationStatus,
@@ -14,10 +15,11 @@ use crate::events::DoctorStatus;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::{optional_viewer, state, viewer};
 use crate::graphql::ids::parse_id;
-use crate::graphql::loaders::{LicenceLoader, UserLoader, loader, prefetch};
+use crate::graphql::loaders::{loader, prefetch};
 use crate::pagination::{Page, PageArgs, page_complexity};
 use crate::reviews::model::Review;
 use crate::scheduling::model::Schedule;
+use crate::users::loaders::UserLoader;
 use crate::users::model::User;
 use crate::{reviews, scheduling};
 

@@ -2,6 +2,7 @@
 
 pub mod currency;
 pub mod graphql;
+pub mod loaders;
 pub mod model;
 mod repo;
 pub mod service;

@@ -4,11 +4,16 @@
 use std::sync::Arc;
 
 use async_graphql::Context;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::limits::ClientIp;
+use crate::realtime::bus::Topic;
 use crate::state::AppState;
 use crate::users;
 
@@ -93,4 +98,18 @@ pub async fn signed_in(ctx: &Context<'_>, user: AuthUser) {
 
 fn not_signed_in() -> AppError {
     AppError::unauthenticated("sign in first: send `Authorization: Bearer <access token>`")
+}
+
+/// The event a dormant subscription's execution renders (see [`super::dormant`]); `None` when
+/// it is only checked.
+pub struct Given(pub Option<Event>);
+
+/// What the resolver of a subscription to a user's events streams: the given event when the
+/// socket runs the subscription per event, else the user's events from the bus. Resolvers call
+/// this and need not know which.
+pub fn user_events(ctx: &Context<'_>, state: &AppState, user: Uuid) -> BoxStream<'static, Event> {
+    match ctx.data_opt::<Given>() {
+        Some(Given(event)) => stream::iter(event.clone()).boxed(),
+        None => state.realtime.bus.subscribe(Topic::User(user)),
+    }
 }

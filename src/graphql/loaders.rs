@@ -6,85 +6,57 @@
 //! the cache. That makes the number of queries fixed, where DataLoader's batching window alone
 //! (1 ms) would depend on how fast the items happen to be resolved.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
-use crate::doctors::model::{Doctor, LicenceInfo};
 use crate::error::AppError;
-use crate::payments::model::PaymentRow;
-use crate::reviews::model::Review;
 use crate::state::AppState;
-use crate::users::model::User;
-use crate::{doctors, payments, reviews, users};
 
 /// A request's loader of `T`.
 pub type RequestLoader<T> = DataLoader<T, HashMapCache>;
 
 /// A request's loaders, each made when first used: most operations on a socket (a signal, a
 /// subscription's start) need none, and a subscription keeps its request data while it lasts.
+/// Keyed by the loader's type, so that each domain keeps its loaders with it.
 pub struct Loaders {
     state: AppState,
-    users: OnceLock<RequestLoader<UserLoader>>,
-    licences: OnceLock<RequestLoader<LicenceLoader>>,
-    doctors: OnceLock<RequestLoader<DoctorLoader>>,
-    reviews: OnceLock<RequestLoader<ReviewLoader>>,
-    payments: OnceLock<RequestLoader<PaymentLoader>>,
+    made: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Loaders {
     pub fn new(state: AppState) -> Self {
         Self {
             state,
-            users: OnceLock::new(),
-            licences: OnceLock::new(),
-            doctors: OnceLock::new(),
-            reviews: OnceLock::new(),
-            payments: OnceLock::new(),
+            made: Mutex::default(),
         }
     }
 }
 
-/// A loader kept in [`Loaders`].
+/// A loader a request makes on first use.
 pub trait RequestScoped: Loader<Uuid> + Sized {
     fn new(state: AppState) -> Self;
-    fn slot(loaders: &Loaders) -> &OnceLock<RequestLoader<Self>>;
 }
 
 /// The request's loader of `T`.
-pub fn loader<'a, T: RequestScoped>(ctx: &'a Context<'_>) -> &'a RequestLoader<T> {
+pub fn loader<T: RequestScoped>(ctx: &Context<'_>) -> Arc<RequestLoader<T>> {
     let loaders = ctx.data_unchecked::<Loaders>();
-    T::slot(loaders).get_or_init(|| {
-        DataLoader::with_cache(
+    let mut made = loaders.made.lock().unwrap_or_else(PoisonError::into_inner);
+    let made = made.entry(TypeId::of::<T>()).or_insert_with(|| {
+        Arc::new(DataLoader::with_cache(
             T::new(loaders.state.clone()),
             tokio::spawn,
             HashMapCache::default(),
-        )
-    })
+        ))
+    });
+    Arc::clone(made)
+        .downcast()
+        .expect("the entry of a type holds that type's loader")
 }
-
-macro_rules! request_scoped {
-    ($loader:ident, $field:ident) => {
-        impl RequestScoped for $loader {
-            fn new(state: AppState) -> Self {
-                Self(state)
-            }
-
-            fn slot(loaders: &Loaders) -> &OnceLock<RequestLoader<Self>> {
-                &loaders.$field
-            }
-        }
-    };
-}
-
-request_scoped!(UserLoader, users);
-request_scoped!(LicenceLoader, licences);
-request_scoped!(DoctorLoader, doctors);
-request_scoped!(ReviewLoader, reviews);
-request_scoped!(PaymentLoader, payments);
 
 /// Loads the edges of many items at once if the selection of a connection asks for `field` on
 /// its nodes, and puts them in the request's cache, where the items' `load_one` calls find
@@ -107,63 +79,4 @@ pub async fn prefetch<T: RequestScoped + Loader<Uuid, Error = AppError>>(
         loader.feed_many(found).await;
     }
     Ok(())
-}
-
-pub struct UserLoader(pub AppState);
-
-impl Loader<Uuid> for UserLoader {
-    type Value = User;
-    type Error = AppError;
-
-    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, AppError> {
-        users::service::find_many(&self.0, ids).await
-    }
-}
-
-/// Licence details by doctor id.
-pub struct LicenceLoader(pub AppState);
-
-impl Loader<Uuid> for LicenceLoader {
-    type Value = LicenceInfo;
-    type Error = AppError;
-
-    async fn load(&self, doctor_ids: &[Uuid]) -> Result<HashMap<Uuid, LicenceInfo>, AppError> {
-        doctors::service::licence_infos(&self.0, doctor_ids).await
-    }
-}
-
-/// Doctors by id, in any verification state (an appointment keeps showing its doctor).
-pub struct DoctorLoader(pub AppState);
-
-impl Loader<Uuid> for DoctorLoader {
-    type Value = Doctor;
-    type Error = AppError;
-
-    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Doctor>, AppError> {
-        doctors::service::find_many(&self.0, ids).await
-    }
-}
-
-/// Payments by appointment id.
-pub struct PaymentLoader(pub AppState);
-
-impl Loader<Uuid> for PaymentLoader {
-    type Value = PaymentRow;
-    type Error = AppError;
-
-    async fn load(&self, appointment_ids: &[Uuid]) -> Result<HashMap<Uuid, PaymentRow>, AppError> {
-        payments::service::for_appointments(&self.0, appointment_ids).await
-    }
-}
-
-/// Reviews by appointment id.
-pub struct ReviewLoader(pub AppState);
-
-impl Loader<Uuid> for ReviewLoader {
-    type Value = Review;
-    type Error = AppError;
-
-    async fn load(&self, appointment_ids: &[Uuid]) -> Result<HashMap<Uuid, Review>, AppError> {
-        reviews::service::for_appointments(&self.0, appointment_ids).await
-    }
 }

@@ -4,7 +4,7 @@
 //!
 //! async-graphql makes a document's complexity public only as the `ValidationResult` handed to
 //! an extension, and any extension on the executing schema slows every field (see
-//! `graphql::execution`). So a second schema, built like the real one but without a complexity
+//! `schema::execution`). So a second schema, built like the real one but without a complexity
 //! limit, carries [`Measure`]: it validates a copy of each request, records the complexity and
 //! stops before execution. The batch runs on the real schema only if the sum fits; each request
 //! is still validated there as always.
@@ -18,7 +18,7 @@ use async_graphql::extensions::{
 use async_graphql::{Request, Response, ServerError, ValidationResult, Value};
 
 use crate::config::Config;
-use crate::graphql::{self, AppSchema};
+use crate::schema::{self, AppSchema};
 
 pub struct Budget {
     /// Validates and never executes: it has no data for resolvers to run on.
@@ -30,7 +30,7 @@ pub struct Budget {
 impl Budget {
     pub fn new(config: &Config) -> Self {
         Self {
-            measuring: graphql::builder(config)
+            measuring: schema::builder(config)
                 .limit_complexity(usize::MAX)
                 .extension(Measure)
                 .finish(),

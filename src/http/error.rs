@@ -39,6 +39,7 @@ impl IntoResponse for AppError {
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         with_status(status, &self)

@@ -25,9 +25,9 @@ use super::extract::bearer_token;
 use super::{HttpState, REQUEST_ID};
 use crate::error::AppError;
 use crate::graphql::context::Session;
-use crate::graphql::documents::{Prepared, is_request_error};
-use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::ClientIp;
+use crate::schema::documents::{Prepared, is_request_error};
+use crate::schema::{complete_errors, execution, with_request_data};
 
 /// Where GraphiQL's page loads its scripts and styles from.
 const CDN: &str = "https://unpkg.com/";
@@ -212,7 +212,7 @@ struct Run<'a> {
     request_id: &'a str,
 }
 
-/// A request whose document the cache has given it (see [`crate::graphql::documents`]).
+/// A request whose document the cache has given it (see [`crate::schema::documents`]).
 struct Operation {
     request: Request,
     prepared: Prepared,

@@ -23,8 +23,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
-use crate::graphql::AppSchema;
-use crate::graphql::documents::Documents;
+use crate::schema::AppSchema;
+use crate::schema::documents::Documents;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

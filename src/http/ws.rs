@@ -10,7 +10,7 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{ErrorExtensionValues, Request, Response, ServerError};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{SinkExt, StreamExt};
@@ -24,16 +24,16 @@ use crate::auth::tokens::Claims;
 use crate::calls;
 use crate::enum_name::EnumName;
 use crate::error::{AppError, ErrorCode};
+use crate::graphql::context::Given;
 use crate::graphql::context::{Session, log_as};
-use crate::graphql::documents::{Prepared, is_request_error};
-use crate::graphql::dormant::Given;
-use crate::graphql::{complete_errors, execution, with_request_data};
 use crate::limits::{ClientIp, ConnectionPermit};
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{
     ClientMessage, SUBPROTOCOL, ServerMessage, SubscribePayload, close, init_token,
 };
+use crate::schema::documents::{Prepared, is_request_error};
+use crate::schema::{complete_errors, execution, with_request_data};
 use crate::users;
 
 /// tungstenite reads in chunks of this size, allocated per socket up front (128 KiB by
@@ -66,7 +66,7 @@ pub async fn upgrade(
     // A stopping instance takes no new socket: the client retries, and the load balancer sends
     // it to another instance.
     let Some(open) = state.app.shutdown.socket() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "restarting").into_response();
+        return AppError::unavailable("the server is restarting; connect again").into_response();
     };
     let limits = &state.app.limits;
     let Some(permit) = limits.ws_connections_per_ip.acquire(client.limit_key()) else {

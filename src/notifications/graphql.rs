@@ -9,8 +9,8 @@ use crate::appointments;
 use crate::appointments::model::Appointment;
 use crate::error::AppResult;
 use crate::events::Event;
+use crate::graphql::context::user_events;
 use crate::graphql::context::{state, viewer};
-use crate::graphql::dormant::user_events;
 
 #[derive(Default)]
 pub struct NotificationsSubscription;

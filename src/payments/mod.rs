@@ -4,6 +4,7 @@
 pub mod events;
 pub mod gateway;
 pub mod graphql;
+pub mod loaders;
 pub mod model;
 mod repo;
 pub mod service;

@@ -6,7 +6,8 @@ use super::service;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{state, viewer};
 use crate::graphql::ids::parse_id;
-use crate::graphql::loaders::{UserLoader, loader};
+use crate::graphql::loaders::loader;
+use crate::users::loaders::UserLoader;
 use crate::users::model::User;
 
 #[derive(Default)]

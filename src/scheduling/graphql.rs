@@ -1,11 +1,11 @@
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::NaiveTime;
 
+use super::date::Date;
 use super::model::{Exception, Schedule, ScheduleInput, Weekday, WeeklyWindow, Window};
 use super::service;
 use crate::error::AppResult;
 use crate::graphql::context::{state, viewer};
-use crate::graphql::scalars::Date;
 
 #[derive(Default)]
 pub struct SchedulingMutation;

@@ -340,7 +340,7 @@ fn schema_file_matches_the_code() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
         .expect("schema.graphql at the crate root");
     assert!(
-        committed == medilink::graphql::sdl(),
+        committed == medilink::schema::sdl(),
         "schema.graphql is stale: run `cargo run -- print-schema > schema.graphql`"
     );
 }

@@ -25,5 +25,6 @@ mod realtime;
 mod redis_recovery;
 mod restart;
 mod search;
+mod signal_paths;
 mod storage;
 mod tls;

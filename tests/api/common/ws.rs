@@ -170,6 +170,26 @@ impl WsClient {
         }
     }
 
+    /// The next text frame exactly as the server wrote it (pings answered on the way), for
+    /// byte-for-byte comparisons.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("the server answers within 10 s");
+            match frame {
+                Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
+                    self.send(json!({ "type": "pong" })).await;
+                }
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket failed: {e}"),
+                None => panic!("socket ended"),
+            }
+        }
+    }
+
     /// The next protocol message or close, pings included.
     pub async fn receive_raw(&mut self) -> Received {
         loop {

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response};
 
-use super::direct::Direct;
 use super::dormant::Wake;
-use super::{guard, introspection};
+use crate::calls::socket::Direct;
+use crate::graphql::{guard, introspection};
 use crate::metrics::Metrics;
 
 /// Distinct query texts kept; past this, or past [`CAPACITY_BYTES`], the cache starts over.

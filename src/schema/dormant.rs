@@ -8,12 +8,11 @@
 //! resolver in place of the resolver's own bus subscription. Selections, results and errors are
 //! the executor's; each event pays for a validation, which is cheap beside a call's work.
 
-use async_graphql::Context;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection,
 };
 use futures_util::StreamExt;
-use futures_util::stream::{self, BoxStream};
+use futures_util::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::events::Event;
@@ -75,17 +74,5 @@ impl Wake {
                 ))
             })
             .boxed()
-    }
-}
-
-/// The event a dormant subscription's execution renders; `None` when it is only checked.
-pub struct Given(pub Option<Event>);
-
-/// What the resolver of a dormant-capable subscription streams for `user`: the given event when
-/// a dormant subscription executes, else the user's events from the bus.
-pub fn user_events(ctx: &Context<'_>, state: &AppState, user: Uuid) -> BoxStream<'static, Event> {
-    match ctx.data_opt::<Given>() {
-        Some(Given(event)) => stream::iter(event.clone()).boxed(),
-        None => state.realtime.bus.subscribe(Topic::User(user)),
     }
 }

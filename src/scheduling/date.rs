@@ -1,4 +1,4 @@
-//! Scalars of our own.
+//! The calendar date of schedules and slot queries, and its GraphQL scalar.
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use chrono::NaiveDate;

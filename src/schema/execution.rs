@@ -19,13 +19,14 @@ use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 
-use super::direct::Direct;
+use super::AppSchema;
 use super::documents::Candidate;
-use super::dormant::Given;
-use super::{AppSchema, guard, nul};
 use crate::auth::AuthUser;
+use crate::calls::socket::Direct;
 use crate::error::ErrorCode;
 use crate::events::Event;
+use crate::graphql::context::Given;
+use crate::graphql::{guard, nul};
 use crate::metrics::{self, Held, Metrics};
 use crate::state::AppState;
 
@@ -135,7 +136,7 @@ pub fn execute_dormant(
     Tracked::new(metrics, operation, true, inner)
 }
 
-/// An operation the socket serves itself (see [`super::direct`]), refused and recorded as the
+/// An operation the socket serves itself (see [`crate::calls::socket`]), refused and recorded as the
 /// executor's are; `None` when its variables do not coerce, for the executor to report why.
 pub fn execute_direct(
     direct: Arc<Direct>,
@@ -166,6 +167,7 @@ pub fn execute_direct_from_json(
 }
 
 fn track_direct(direct: &Direct, state: &AppState, inner: BoxStream<'static, Response>) -> Tracked {
+    state.metrics.fast_path_operation();
     let operation = state.metrics.operation(direct.operation.as_deref());
     let subscription = direct.kind == OperationType::Subscription;
     Tracked::new(&state.metrics, operation, subscription, inner)

@@ -1,12 +1,13 @@
-//! The operations a call repeats many times a second, `sendSignal` and the events of the
-//! `signals` subscription, served on the WebSocket without async-graphql's executor.
+//! The socket's fast path: the operations a call repeats many times a second, `sendSignal` and
+//! the events of the `signals` subscription, served without async-graphql's executor.
 //!
 //! Validating and executing a whole document per ICE candidate cost several times what relaying
 //! the candidate does. A document qualifies only in its plainest form (one operation, one field,
 //! variables of exactly the argument's type, no fragments or directives), which passes
-//! validation by construction; its input is read by serde into the input's exact shape, and an
-//! input that does not read goes to the executor for its usual error. Results and errors have
-//! the executor's shape, which the tests compare on both paths.
+//! validation by construction; its input is read by serde into the executor's own
+//! [`SendSignalInput`], and an input that does not read goes to the executor for its usual
+//! error. Results are rendered with the executor's serializers for scalars and enums, and a
+//! generated test compares both paths byte for byte (tests/api/signal_paths.rs).
 
 use std::sync::Arc;
 
@@ -17,19 +18,18 @@ use async_graphql::parser::types::{
 };
 use async_graphql::resolver_utils::enum_value;
 use async_graphql::{
-    Error, ID, InputType, Name, PathSegment, Pos, Positioned, Response, ScalarType, Value,
-    Variables,
+    Error, ID, Name, PathSegment, Pos, Positioned, Response, ScalarType, Value, Variables,
 };
 use async_graphql_value::Value as AstValue;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
-use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::graphql::SendSignalInput;
+use super::model::{IceCandidate, Signal};
+use super::service;
 use crate::auth::AuthUser;
-use crate::calls::model::{IceCandidate, SendSignalInput, Signal, SignalKind};
-use crate::calls::service;
 use crate::error::AppError;
 use crate::graphql::ids::parse_id;
 use crate::state::AppState;
@@ -166,8 +166,8 @@ impl Direct {
         match &self.field {
             DirectField::SendSignal { input } => {
                 let value = variables.get(input)?.clone();
-                let input = async_graphql_value::from_value::<SendSignalJson>(value).ok()?;
-                Some(self.send_signal(state, viewer, input.into_input()?))
+                let input = async_graphql_value::from_value::<SendSignalInput>(value).ok()?;
+                Some(self.send_signal(state, viewer, input))
             }
             DirectField::Signals { call_id, selection } => {
                 let id = match call_id {
@@ -216,7 +216,6 @@ impl Direct {
         let input = VariableSeed(input.as_str())
             .deserialize(&mut reader)
             .ok()??;
-        let input = input.into_input()?;
         Some(self.send_signal(state, viewer, input))
     }
 
@@ -227,7 +226,13 @@ impl Direct {
         input: SendSignalInput,
     ) -> BoxStream<'static, Response> {
         stream::once(async move {
-            match service::send_signal(&state, viewer, input).await {
+            let sent = match input.into_parts() {
+                Ok((call_id, signal)) => {
+                    service::send_signal(&state, viewer, call_id, signal).await
+                }
+                Err(error) => Err(error),
+            };
+            match sent {
                 Ok(sent) => self.data(Value::Boolean(sent)),
                 Err(error) => self.error(error),
             }
@@ -287,58 +292,12 @@ fn render_candidate(candidate: &IceCandidate, fields: &[(Name, CandidateField)])
     Value::Object(fields.collect())
 }
 
-/// `SendSignalInput` as its variable holds it, read by serde from the JSON or from
-/// async-graphql's values. Anything it does not take exactly (an unknown or repeated field,
-/// another type) goes to the executor, which refuses it with its own error or coerces it (an
-/// integer id); a field added to the GraphQL input must be added here, or the struct literal in
-/// `into_input` stops compiling.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SendSignalJson {
-    call_id: String,
-    kind: String,
-    sdp: Option<String>,
-    candidate: Option<IceCandidateJson>,
-    audio_enabled: Option<bool>,
-    video_enabled: Option<bool>,
-}
-
-/// `IceCandidateInput` as JSON. `IceCandidate`'s own serde form is the event bus's.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct IceCandidateJson {
-    candidate: String,
-    sdp_mid: Option<String>,
-    sdp_m_line_index: Option<i32>,
-    username_fragment: Option<String>,
-}
-
-impl SendSignalJson {
-    /// The input, or `None` for a kind that is not a `SignalKind`.
-    fn into_input(self) -> Option<SendSignalInput> {
-        let kind = SignalKind::parse(Some(Value::String(self.kind))).ok()?;
-        Some(SendSignalInput {
-            call_id: ID(self.call_id),
-            kind,
-            sdp: self.sdp,
-            candidate: self.candidate.map(|c| IceCandidate {
-                candidate: c.candidate,
-                sdp_mid: c.sdp_mid,
-                sdp_m_line_index: c.sdp_m_line_index,
-                username_fragment: c.username_fragment,
-            }),
-            audio_enabled: self.audio_enabled,
-            video_enabled: self.video_enabled,
-        })
-    }
-}
-
 /// Reads the variable named `.0` out of a variables object: `None` when it is missing; an
 /// error when it is repeated (the executor takes the last) or does not read.
 struct VariableSeed<'n>(&'n str);
 
 impl<'de> DeserializeSeed<'de> for VariableSeed<'_> {
-    type Value = Option<SendSignalJson>;
+    type Value = Option<SendSignalInput>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -346,7 +305,7 @@ impl<'de> DeserializeSeed<'de> for VariableSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for VariableSeed<'_> {
-    type Value = Option<SendSignalJson>;
+    type Value = Option<SendSignalInput>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a variables object")

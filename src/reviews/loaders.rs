@@ -1,0 +1,30 @@
+//! Reviews by appointment id, loaded in batches for a request (see
+//! [`crate::graphql::loaders`]).
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use uuid::Uuid;
+
+use super::model::Review;
+use super::service;
+use crate::error::AppError;
+use crate::graphql::loaders::RequestScoped;
+use crate::state::AppState;
+
+pub struct ReviewLoader(AppState);
+
+impl RequestScoped for ReviewLoader {
+    fn new(state: AppState) -> Self {
+        Self(state)
+    }
+}
+
+impl Loader<Uuid> for ReviewLoader {
+    type Value = Review;
+    type Error = AppError;
+
+    async fn load(&self, appointment_ids: &[Uuid]) -> Result<HashMap<Uuid, Review>, AppError> {
+        service::for_appointments(&self.0, appointment_ids).await
+    }
+}
