@@ -34,6 +34,18 @@ pub async fn find(db: &Db, id: Uuid) -> sqlx::Result<Option<Appointment>> {
     with_db!(db, pool => sqlx::query_as::<_, Appointment>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
+/// Appointments by id; ids that match none are absent.
+pub async fn find_many(db: &Db, ids: &[Uuid]) -> sqlx::Result<Vec<Appointment>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_db!(db, pool => {
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM appointments WHERE id IN "));
+        push_list(&mut query, ids.iter().copied());
+        query.build_query_as::<Appointment>().fetch_all(pool).await
+    })
+}
+
 /// Whether `a` and `b` are the patient and the doctor (either way) of some appointment.
 pub async fn shared(db: &Db, a: Uuid, b: Uuid) -> sqlx::Result<bool> {
     const SQL: &str = "SELECT COUNT(*) FROM appointments ap JOIN doctors d ON d.id = ap.doctor_id \

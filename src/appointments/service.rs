@@ -1,6 +1,8 @@
 //! Appointment rules: which slots are free, who may book, and who may move an appointment
 //! through its lifecycle, when.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
@@ -265,6 +267,28 @@ fn reason(raw: &str) -> AppResult<String> {
 /// An appointment by id, for rules that act on it without a viewer.
 pub async fn find(state: &AppState, id: Uuid) -> AppResult<Appointment> {
     repo::find(&state.db, id).await?.ok_or_else(not_found)
+}
+
+/// Appointments by id, for batched loading; ids that match none are absent. Who may see each is
+/// the caller's to check ([`visible_to`]).
+pub async fn find_many(state: &AppState, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Appointment>> {
+    let found = repo::find_many(&state.db, ids).await?;
+    Ok(found.into_iter().map(|a| (a.id, a)).collect())
+}
+
+/// `appointment`, whose doctor's account is `doctor_user_id`, if `viewer` may see it (its
+/// patient, its doctor or an admin); NOT_FOUND otherwise, as [`get`] answers.
+pub fn visible_to(
+    appointment: Appointment,
+    doctor_user_id: Uuid,
+    viewer: AuthUser,
+) -> AppResult<Appointment> {
+    let party = appointment.patient_id == viewer.id || doctor_user_id == viewer.id;
+    if party || viewer.is_admin() {
+        Ok(appointment)
+    } else {
+        Err(not_found())
+    }
 }
 
 /// The appointment if the viewer is its patient, its doctor or an admin; NOT_FOUND otherwise,

@@ -67,10 +67,7 @@ pub async fn prefetch<T: RequestScoped + Loader<Uuid, Error = AppError>>(
     field: &str,
     keys: impl IntoIterator<Item = Uuid>,
 ) -> Result<(), AppError> {
-    let selection = ctx.look_ahead();
-    let selected = selection.field("edges").field("node").field(field).exists()
-        || selection.field("nodes").field(field).exists();
-    if selected {
+    if selects(ctx, field) {
         let mut keys: Vec<Uuid> = keys.into_iter().collect();
         keys.sort_unstable();
         keys.dedup();
@@ -79,4 +76,11 @@ pub async fn prefetch<T: RequestScoped + Loader<Uuid, Error = AppError>>(
         loader.feed_many(found).await;
     }
     Ok(())
+}
+
+/// Whether the selection of a connection asks for `field` on its nodes.
+pub fn selects(ctx: &Context<'_>, field: &str) -> bool {
+    let selection = ctx.look_ahead();
+    selection.field("edges").field("node").field(field).exists()
+        || selection.field("nodes").field(field).exists()
 }

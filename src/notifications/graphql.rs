@@ -3,18 +3,23 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
 
 use super::service;
 use super::{Notification, NotificationKind};
+
 use crate::appointments;
+use crate::appointments::loaders::AppointmentLoader;
 use crate::appointments::model::Appointment;
-use crate::error::AppResult;
+use crate::doctors::loaders::DoctorLoader;
+use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::graphql::connection::{Connection, connection};
 use crate::graphql::context::user_events;
 use crate::graphql::context::{state, viewer};
 use crate::graphql::ids::parse_id;
-use crate::pagination::{PageArgs, page_complexity};
+use crate::graphql::loaders::{loader, prefetch, selects};
+use crate::pagination::{Page, PageArgs, page_complexity};
 
 #[derive(Default)]
 pub struct NotificationsQuery;
@@ -35,6 +40,7 @@ impl NotificationsQuery {
         let unread_only = unread_only.unwrap_or(false);
         let state = state(ctx);
         let page = service::list_mine(state, viewer, unread_only, &args).await?;
+        prefetch_appointments(ctx, &page).await?;
         let state = state.clone();
         Ok(connection(
             page,
@@ -49,6 +55,23 @@ impl NotificationsQuery {
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
         service::unread_count(state(ctx), viewer(ctx).await?).await
     }
+}
+
+/// The appointments a page's notifications name, and their doctors, in one batch each, when the
+/// selection asks for them.
+async fn prefetch_appointments(ctx: &Context<'_>, page: &Page<Notification>) -> AppResult<()> {
+    if !selects(ctx, "appointment") {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = page
+        .edges
+        .iter()
+        .filter_map(|(_, n)| n.appointment_id)
+        .collect();
+    prefetch::<AppointmentLoader>(ctx, "appointment", ids.iter().copied()).await?;
+    let found = loader::<AppointmentLoader>(ctx).load_many(ids).await?;
+    let doctors = found.values().map(|a| a.doctor_id);
+    prefetch::<DoctorLoader>(ctx, "appointment", doctors).await
 }
 
 #[derive(Default)]
@@ -109,12 +132,20 @@ impl Notification {
 
     /// The appointment it is about, if any.
     async fn appointment(&self, ctx: &Context<'_>) -> AppResult<Option<Appointment>> {
-        match self.appointment_id {
-            Some(id) => Ok(Some(
-                appointments::service::get(state(ctx), viewer(ctx).await?, id).await?,
-            )),
-            None => Ok(None),
-        }
+        let Some(id) = self.appointment_id else {
+            return Ok(None);
+        };
+        let viewer = viewer(ctx).await?;
+        let gone = || AppError::not_found("the appointment no longer exists");
+        let appointment = loader::<AppointmentLoader>(ctx)
+            .load_one(id)
+            .await?
+            .ok_or_else(gone)?;
+        let doctor = loader::<DoctorLoader>(ctx)
+            .load_one(appointment.doctor_id)
+            .await?
+            .ok_or_else(gone)?;
+        appointments::service::visible_to(appointment, doctor.user_id, viewer).map(Some)
     }
 
     async fn at(&self) -> DateTime<Utc> {

@@ -3,6 +3,7 @@
 //! after the retention period.
 
 use crate::common::*;
+use crate::reminders::{book, doctor_with_slots};
 use chrono::Duration;
 use serde_json::{Value, json};
 
@@ -331,4 +332,32 @@ async fn notifications_past_retention_are_swept() {
     let (after_more_sweeps, unread) = inbox(&app, &doctor.access, json!({})).await;
     assert_eq!(kinds(&after_more_sweeps), ["DOCTOR_REJECTED"]);
     assert_eq!(unread, 1);
+}
+
+/// A page of notifications with their appointments costs the same database calls however many
+/// appointments it names: they load in one batch, with their doctors in another.
+#[tokio::test]
+async fn a_page_loads_its_appointments_in_one_batch() {
+    let app = spawn_app().await;
+    let (doctor, doctor_id, slots) = doctor_with_slots(&app, "INBOX-BATCH").await;
+    let page = "{ myNotifications(first: 50) { nodes { kind appointment { id } } } }";
+    let mut booked = 0;
+    let mut costs = Vec::new();
+    for wanted in [2, 6] {
+        while booked < wanted {
+            let patient = app.register_patient().await;
+            book(&app, &patient, &doctor_id, slots[booked]).await;
+            booked += 1;
+        }
+        let before = app.db_calls().await;
+        let listed = app.ok(page, json!({}), Some(&doctor.access)).await;
+        costs.push(app.db_calls().await - before);
+        let nodes = listed["myNotifications"]["nodes"].as_array().unwrap();
+        let with_appointment = nodes.iter().filter(|n| n["appointment"]["id"].is_string());
+        assert_eq!(with_appointment.count(), wanted, "{listed}");
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "database calls for 2 and for 6: {costs:?}"
+    );
 }

@@ -24,7 +24,10 @@ async fn reminding_app(configure: impl FnOnce(&mut medilink::config::Config)) ->
 }
 
 /// An approved doctor open around the clock, and their free slots three days from now.
-async fn doctor_with_slots(app: &TestApp, licence: &str) -> (Account, String, Vec<DateTime<Utc>>) {
+pub(crate) async fn doctor_with_slots(
+    app: &TestApp,
+    licence: &str,
+) -> (Account, String, Vec<DateTime<Utc>>) {
     let admin = app.admin().await;
     let (doctor, doctor_id) = app
         .approved_doctor(&admin, &format!("Dr {licence}"), profile_input(licence))
@@ -50,7 +53,7 @@ async fn doctor_with_slots(app: &TestApp, licence: &str) -> (Account, String, Ve
 }
 
 /// Books `starts_at` for `patient`; the appointment's id.
-async fn book(
+pub(crate) async fn book(
     app: &TestApp,
     patient: &Account,
     doctor_id: &str,
