@@ -25,7 +25,7 @@ const MAX_PAGE: usize = 100;
 /// The key of a channel the viewer may use; FORBIDDEN (or NOT_FOUND) otherwise.
 pub async fn channel(state: &AppState, viewer: AuthUser, channel: Channel) -> AppResult<String> {
     match channel {
-        Channel::Lobby => Ok("lobby".into()),
+        Channel::Lobby => Ok(channel_name(viewer, &Channel::Lobby)),
         Channel::Appointment(id) => {
             let appointment = appointments::service::get(state, viewer, id).await?;
             let doctor_user = doctor_user(state, appointment.doctor_id).await?;
@@ -34,7 +34,7 @@ pub async fn channel(state: &AppState, viewer: AuthUser, channel: Channel) -> Ap
                     "only the appointment's doctor and patient can use its chat",
                 ));
             }
-            Ok(format!("appointment:{}", appointment.id))
+            Ok(channel_name(viewer, &Channel::Appointment(appointment.id)))
         }
         Channel::Direct(other) => {
             if other == viewer.id {
@@ -54,12 +54,24 @@ pub async fn channel(state: &AppState, viewer: AuthUser, channel: Channel) -> Ap
                     "you can message people you share an appointment or a call with",
                 ));
             }
+            Ok(channel_name(viewer, &Channel::Direct(other)))
+        }
+    }
+}
+
+/// The name of `channel` as `viewer` reaches it, before any check: the same for both people of
+/// a direct channel.
+fn channel_name(viewer: AuthUser, channel: &Channel) -> String {
+    match *channel {
+        Channel::Lobby => "lobby".into(),
+        Channel::Appointment(id) => format!("appointment:{id}"),
+        Channel::Direct(other) => {
             let (a, b) = if viewer.id < other {
                 (viewer.id, other)
             } else {
                 (other, viewer.id)
             };
-            Ok(format!("direct:{a}:{b}"))
+            format!("direct:{a}:{b}")
         }
     }
 }
@@ -163,12 +175,14 @@ pub async fn added(
     viewer: AuthUser,
     channel_input: Channel,
 ) -> AppResult<BoxStream<'static, ChatMessage>> {
-    let channel = channel(state, viewer, channel_input).await?;
+    // Listening starts before the check, which waits for the database: a client that
+    // subscribed and then made a round trip must not miss the message sent next.
     let bus = &state.realtime.bus;
+    let events = bus.subscribe(Topic::Chat(channel_name(viewer, &channel_input)));
+    let channel = channel(state, viewer, channel_input).await?;
     // With several instances, messages sent elsewhere reach this one once the hold is in.
-    let hold = bus.hold(Topic::Chat(channel.clone())).await;
-    Ok(bus
-        .subscribe(Topic::Chat(channel))
+    let hold = bus.hold(Topic::Chat(channel)).await;
+    Ok(events
         .filter_map(move |event| {
             let _holding = &hold;
             std::future::ready(match event {
