@@ -33,17 +33,7 @@ where
     const SQL: &str = "INSERT INTO outbox \
         (id, kind, recipient, subject, text_body, html_body, created_at, next_attempt_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
-    sqlx::query::<DB>(SQL)
-        .bind(row.id)
-        .bind(row.kind.to_owned())
-        .bind(row.recipient.clone())
-        .bind(row.subject.clone())
-        .bind(row.text_body.clone())
-        .bind(row.html_body.clone())
-        .bind(row.now)
-        .execute(conn)
-        .await
-        .map(drop)
+    insert_by(conn, SQL, row).await
 }
 
 /// Queues `row` if an account has its recipient address; the statement runs either way.
@@ -60,7 +50,20 @@ where
         (id, kind, recipient, subject, text_body, html_body, created_at, next_attempt_at) \
         SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
         WHERE EXISTS (SELECT 1 FROM users WHERE lower(email) = $3)";
-    sqlx::query::<DB>(SQL)
+    insert_by(conn, SQL, row).await
+}
+
+/// Runs `sql`, an insert taking `row`'s fields as $1 to $7.
+async fn insert_by<'c, E, DB>(conn: E, sql: &'static str, row: &Row) -> sqlx::Result<()>
+where
+    E: Executor<'c, Database = DB>,
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(sql)
         .bind(row.id)
         .bind(row.kind.to_owned())
         .bind(row.recipient.clone())
