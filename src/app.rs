@@ -26,6 +26,7 @@ use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
+use crate::users::cache::AccountCache;
 use crate::{calls, http, mail, notifications, payments, reminders, schema};
 
 /// Why the server could not start; one line for the operator.
@@ -124,6 +125,7 @@ impl Application {
         };
         let grace = Duration::from_secs(config.call_grace_secs);
         let live_calls = LiveCallCache::default();
+        let accounts = AccountCache::default();
         let realtime = match &config.redis_url {
             Some(url) => {
                 let redis_error = |e| StartupError::Redis(e, config.redis_ca_file.clone());
@@ -135,8 +137,11 @@ impl Application {
                     Duration::from_millis(config.instance_expiry_ms),
                     grace,
                     {
-                        let live_calls = live_calls.clone();
-                        Box::new(move |event| live_calls.observe(event))
+                        let (live_calls, accounts) = (live_calls.clone(), accounts.clone());
+                        Box::new(move |event| {
+                            live_calls.observe(event);
+                            accounts.observe(event);
+                        })
                     },
                 )
                 .await
@@ -151,6 +156,7 @@ impl Application {
             db,
             passwords,
             tokens,
+            accounts,
             limits: Arc::new(limits(&config, &clock)),
             config: Arc::new(config),
             clock,

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::payments::gateway::Gateway;
 use crate::realtime::Realtime;
 use crate::shutdown::Shutdown;
+use crate::users::cache::AccountCache;
 
 /// What every request handler and service can reach.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct AppState {
     pub db: Db,
     pub passwords: Passwords,
     pub tokens: TokenKeys,
+    /// Accounts whose current token version this instance knows (see `users::cache`).
+    pub accounts: AccountCache,
     pub config: Arc<Config>,
     pub clock: Clock,
     pub realtime: Realtime,

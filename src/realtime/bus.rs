@@ -21,6 +21,8 @@ pub enum Topic {
     DoctorStatus,
     /// One chat channel, by its key.
     Chat(String),
+    /// What every instance hears: accounts whose sessions ended.
+    Accounts,
 }
 
 /// Keeps this instance receiving a topic's events from other instances while it lives.
@@ -56,6 +58,10 @@ pub trait EventBus: Send + Sync {
 
     /// Whether events reach other instances now (always, in process).
     fn is_up(&self) -> bool;
+
+    /// Which connection to the other instances this is, counted from one; `None` while
+    /// down. Events published elsewhere between two connections may have been missed.
+    fn epoch(&self) -> Option<u64>;
 
     /// Resolves once the events published so far have left this instance (at once, in
     /// process): a stopping instance waits for it before it exits.
@@ -115,6 +121,10 @@ impl EventBus for InProcessBus {
 
     fn is_up(&self) -> bool {
         true
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        Some(1)
     }
 
     fn flush(&self) -> BoxFuture<'static, ()> {

@@ -11,7 +11,7 @@ pub mod shared_presence;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use bus::EventBus;
+use bus::{EventBus, Hold, Topic};
 use presence::Presence;
 use redis_bus::{Observer, RedisBus};
 use shared_presence::SharedPresence;
@@ -24,6 +24,8 @@ use crate::events::Event;
 pub struct Realtime {
     pub bus: Arc<dyn EventBus>,
     pub presence: Arc<Presence>,
+    /// Keeps this instance hearing the topic every instance hears.
+    _everyone: Arc<Hold>,
 }
 
 impl Realtime {
@@ -33,6 +35,7 @@ impl Realtime {
         Self {
             presence: Arc::new(Presence::new(bus.clone(), grace)),
             bus,
+            _everyone: Arc::new(Hold::local()),
         }
     }
 
@@ -51,8 +54,8 @@ impl Realtime {
         let presence_slot: Arc<OnceLock<Weak<Presence>>> = Arc::default();
         let kicks = presence_slot.clone();
         let observer = Box::new(move |event: &Event| {
-            // A user logged out or blocked anywhere loses their sockets here too; the socket
-            // holds the user's topic, so the kick reaches every instance they are on.
+            // A user logged out or blocked anywhere loses their sockets here too: every
+            // instance holds the topic kicks go to.
             if let Event::Kick(user_id) = event
                 && let Some(presence) = kicks.get().and_then(Weak::upgrade)
             {
@@ -62,9 +65,14 @@ impl Realtime {
         });
         let (bus, connection) = RedisBus::connect(client, prefix, observer).await?;
         let bus: Arc<dyn EventBus> = Arc::new(bus);
+        let everyone = Arc::new(bus.hold(Topic::Accounts).await);
         let shared = SharedPresence::new(connection, prefix, expiry, grace);
         let presence = Arc::new(Presence::shared(bus.clone(), shared));
         let _ = presence_slot.set(Arc::downgrade(&presence));
-        Ok(Self { presence, bus })
+        Ok(Self {
+            presence,
+            bus,
+            _everyone: everyone,
+        })
     }
 }

@@ -260,11 +260,12 @@ impl Presence {
     }
 
     /// Closes every connection of the user, on this instance at once and on the others
-    /// through the bus (after logout or blocking).
+    /// through the bus (after logout or blocking). Every instance hears kicks, also those
+    /// where the user has no socket, for what they remember of the account.
     pub fn kick(&self, user_id: Uuid) {
         self.close_local(user_id);
         if let Store::Shared(_) = self.store {
-            self.bus.publish(Topic::User(user_id), Event::Kick(user_id));
+            self.bus.publish(Topic::Accounts, Event::Kick(user_id));
         }
     }
 

@@ -6,7 +6,7 @@
 //! through Redis like everyone else's, which keeps one order per channel.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -45,6 +45,8 @@ struct Shared {
     interest: mpsc::UnboundedSender<String>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     up: AtomicBool,
+    /// Connections made to Redis so far (see [`EventBus::epoch`]).
+    connections: AtomicU64,
     observer: Observer,
 }
 
@@ -92,6 +94,7 @@ impl Shared {
             Topic::User(id) => format!("{}:user:{id}", self.prefix),
             Topic::DoctorStatus => format!("{}:doctor-status", self.prefix),
             Topic::Chat(key) => format!("{}:chat:{key}", self.prefix),
+            Topic::Accounts => format!("{}:accounts", self.prefix),
         }
     }
 
@@ -210,6 +213,7 @@ impl RedisBus {
             interest,
             outgoing,
             up: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
             observer,
         });
         tokio::spawn(publish_loop(connection.clone(), outgoing_rx));
@@ -268,6 +272,14 @@ impl EventBus for RedisBus {
 
     fn is_up(&self) -> bool {
         self.shared.up.load(Ordering::Relaxed)
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        let shared = &self.shared;
+        shared
+            .up
+            .load(Ordering::Acquire)
+            .then(|| shared.connections.load(Ordering::Relaxed))
     }
 
     fn flush(&self) -> BoxFuture<'static, ()> {
@@ -365,7 +377,8 @@ async fn serve_connection(
     let mut subscribed: HashSet<String> = wanted.into_iter().collect();
     match shared.upgrade() {
         Some(bus) => {
-            bus.up.store(true, Ordering::Relaxed);
+            bus.connections.fetch_add(1, Ordering::Relaxed);
+            bus.up.store(true, Ordering::Release);
             bus.set_confirmed(&subscribed);
         }
         None => return Ended::Closed,

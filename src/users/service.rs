@@ -184,7 +184,7 @@ pub async fn refresh(state: &AppState, client: ClientIp, token: &str) -> AppResu
     let user_id = match rotation {
         Rotation::Rotated { user_id } => user_id,
         Rotation::Reused { user_id } => {
-            state.realtime.presence.kick(user_id);
+            end_sessions(state, user_id);
             return Err(AppError::unauthenticated(
                 "this refresh token was already used, so every session of the account was \
                  signed out; sign in again",
@@ -204,7 +204,7 @@ pub async fn refresh(state: &AppState, client: ClientIp, token: &str) -> AppResu
 /// Ends every session of the viewer: access and refresh tokens stop working at once.
 pub async fn logout(state: &AppState, viewer: AuthUser) -> AppResult<bool> {
     repo::revoke_sessions(&state.db, viewer.id, db::now()).await?;
-    state.realtime.presence.kick(viewer.id);
+    end_sessions(state, viewer.id);
     Ok(true)
 }
 
@@ -224,7 +224,18 @@ pub fn decode(state: &AppState, bearer: &str) -> AppResult<Claims> {
 
 /// The second step of [`authenticate`]: decoded claims checked against the account as it is now
 /// (it exists, is not blocked, and the session has not ended).
+///
+/// An account whose token version this instance already knows is not read again (see
+/// [`super::cache`]).
 pub async fn check(state: &AppState, claims: &Claims) -> AppResult<AuthUser> {
+    let epoch = state.realtime.bus.epoch();
+    if let Some(role) = state.accounts.role(claims.sub, claims.tv, epoch) {
+        return Ok(AuthUser {
+            id: claims.sub,
+            role,
+        });
+    }
+    let lookup = state.accounts.lookup(epoch);
     let user = repo::find(&state.db, claims.sub)
         .await?
         .ok_or_else(|| AppError::unauthenticated("the account no longer exists"))?;
@@ -236,10 +247,20 @@ pub async fn check(state: &AppState, claims: &Claims) -> AppResult<AuthUser> {
             "this session has ended; sign in again",
         ));
     }
+    state
+        .accounts
+        .learn(lookup, user.id, user.token_version, user.role);
     Ok(AuthUser {
         id: user.id,
         role: user.role,
     })
+}
+
+/// After the account's token version was bumped: its sockets close and every instance stops
+/// taking its old tokens.
+fn end_sessions(state: &AppState, user_id: Uuid) {
+    state.accounts.forget(user_id);
+    state.realtime.presence.kick(user_id);
 }
 
 pub async fn me(state: &AppState, viewer: AuthUser) -> AppResult<User> {
@@ -292,7 +313,7 @@ pub async fn set_blocked(
         .await?
         .ok_or_else(|| AppError::not_found("no user has this id").with_field("id"))?;
     if blocked {
-        state.realtime.presence.kick(id);
+        end_sessions(state, id);
     }
     Ok(user)
 }
@@ -373,7 +394,7 @@ pub async fn change_password(
         content: templates::password_changed(now),
     };
     repo::change_password(&state.db, &state.mail, user.id, &password_hash, now, &mail).await?;
-    state.realtime.presence.kick(user.id);
+    end_sessions(state, user.id);
     start_session(state, me(state, viewer).await?).await
 }
 
@@ -474,7 +495,7 @@ pub async fn reset_password(state: &AppState, input: ResetPasswordInput) -> AppR
     if !repo::reset_password(&state.db, &state.mail, &hash, &password_hash, now, &mail).await? {
         return Err(invalid());
     }
-    state.realtime.presence.kick(user.id);
+    end_sessions(state, user.id);
     let user = repo::find(&state.db, user.id).await?.ok_or_else(invalid)?;
     start_session(state, user).await
 }

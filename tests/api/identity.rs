@@ -271,3 +271,37 @@ async fn graphql_transport_errors_have_the_shared_error_shape() {
     assert_eq!(status, 400);
     assert_error_shape(&body, "BAD_USER_INPUT", &[]);
 }
+
+/// A token this instance has checked opens further sockets without reading the account again,
+/// until its sessions end: then it is refused at once, on a socket and over HTTP.
+#[tokio::test]
+async fn a_checked_token_is_remembered_until_its_sessions_end() {
+    let app = spawn_app_with(|config| {
+        // No background sweep may read the database while the test counts its calls.
+        config.reminder_sweep_secs = 3600;
+        config.payment_sweep_secs = 3600;
+    })
+    .await;
+    let (ann, bob) = (app.register_patient().await, app.register_patient().await);
+    app.ws_client(&ann.access).await;
+    let before = app.metric("medilink_db_calls_total").await;
+    for _ in 0..5 {
+        app.ws_client(&ann.access).await;
+    }
+    assert_eq!(app.metric("medilink_db_calls_total").await, before);
+
+    app.ok("mutation { logout }", json!({}), Some(&ann.access))
+        .await;
+    assert_eq!(app.ws_refused(&ann.access).await, 4403);
+    let me = app
+        .graphql("{ me { id } }", json!({}), Some(&ann.access))
+        .await;
+    assert_eq!(error_code(&me), Some("UNAUTHENTICATED"), "{me}");
+
+    app.ws_client(&bob.access).await;
+    let admin = app.admin().await;
+    let block = "mutation($id: ID!) { blockUser(id: $id) { id } }";
+    app.ok(block, json!({ "id": bob.id }), Some(&admin.access))
+        .await;
+    assert_eq!(app.ws_refused(&bob.access).await, 4403);
+}

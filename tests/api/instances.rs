@@ -507,3 +507,34 @@ async fn a_call_whose_peers_do_not_come_back_after_a_restart_ends_as_dropped() {
     let _doctor_ws = b.ws_client(&doctor.access).await;
     assert_eq!(status_on(&b, &doctor_id).await, "OFFLINE");
 }
+
+/// An instance that checked a token, where the user has no socket left, refuses it once the
+/// user logs out or is blocked on another instance.
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn sessions_ended_on_one_instance_end_on_the_others_that_knew_them() {
+    let (a, b) = spawn_instances(|_| {}).await;
+    let (ann, bob) = (a.register_patient().await, a.register_patient().await);
+    drop((
+        b.ws_client(&ann.access).await,
+        b.ws_client(&bob.access).await,
+    ));
+
+    a.ok("mutation { logout }", json!({}), Some(&ann.access))
+        .await;
+    let admin = a.admin().await;
+    let block = "mutation($id: ID!) { blockUser(id: $id) { id } }";
+    a.ok(block, json!({ "id": bob.id }), Some(&admin.access))
+        .await;
+    // The news crosses Redis after the mutations answer: a few milliseconds.
+    for user in [&ann, &bob] {
+        eventually("the old token is refused on B", || async {
+            let me = b
+                .graphql("{ me { id } }", json!({}), Some(&user.access))
+                .await;
+            error_code(&me).is_some().then_some(())
+        })
+        .await;
+        assert_eq!(b.ws_refused(&user.access).await, 4403);
+    }
+}

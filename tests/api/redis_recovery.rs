@@ -200,3 +200,40 @@ async fn over_tls_signals_cross_and_the_bus_comes_back_after_an_outage() {
     wait_for_readiness(&b, 200).await;
     signals_cross_again(&mut patient_ws, &mut doctor_ws, &call_id).await;
 }
+
+/// Sessions ended while the bus is down are not missed: an instance that cannot hear the news
+/// reads the account, and one that comes back forgets what it knew before.
+#[tokio::test]
+#[ignore = "needs Redis"]
+async fn sessions_ended_during_an_outage_are_not_missed() {
+    let upstream = test_redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (gate_addr, gate) = tcp_gate(upstream).await;
+    let (a, b) = spawn_instances(|config| {
+        config.redis_url = Some(format!("redis://{gate_addr}"));
+    })
+    .await;
+    let (ann, bob) = (a.register_patient().await, a.register_patient().await);
+    drop((
+        a.ws_client(&ann.access).await,
+        a.ws_client(&bob.access).await,
+    ));
+
+    gate.send_replace(false);
+    wait_for_readiness(&a, 503).await;
+    wait_for_readiness(&b, 503).await;
+    for user in [&ann, &bob] {
+        b.ok("mutation { logout }", json!({}), Some(&user.access))
+            .await;
+    }
+    let me = a
+        .graphql("{ me { id } }", json!({}), Some(&ann.access))
+        .await;
+    assert_eq!(error_code(&me), Some("UNAUTHENTICATED"), "{me}");
+
+    gate.send_replace(true);
+    wait_for_readiness(&a, 200).await;
+    assert_eq!(a.ws_refused(&bob.access).await, 4403);
+}

@@ -65,6 +65,15 @@ impl Api {
     pub async fn ws_client(&self, token: &str) -> WsClient {
         WsClient::signed_in(self.addr, token).await
     }
+
+    /// The close code of a socket whose `connection_init` carries `token`, which must be
+    /// refused.
+    pub async fn ws_refused(&self, token: &str) -> u16 {
+        let mut ws = self.ws_raw().await;
+        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
+            .await;
+        ws.closed().await
+    }
 }
 
 impl WsClient {
