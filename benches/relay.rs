@@ -8,6 +8,8 @@
 //! second (default 5) both ways over graphql-transport-ws for `RELAY_SECONDS` (default 10); a
 //! candidate carries its send time, so the receiver gets the one-way latency. Then `RELAY_IDLE`
 //! (default 10,000) idle sockets with one subscription each measure memory per connection.
+//! Then as many sockets again are opened and signed in, for the server CPU a connection costs
+//! (first with tokens the server has not seen, then again).
 //! Runs on one instance, then on two instances over Redis (`MEDILINK_TEST_REDIS_URL`, default
 //! redis://127.0.0.1:6379; skipped if it does not answer), patients on one, doctors on the other.
 //! `RELAY_WRAP` runs each MediLink server under a profiler, for example
@@ -114,10 +116,29 @@ async fn bench() {
         }
     };
 
-    // RELAY_IDLE=0 skips the memory measurements (for profiling the relay alone).
+    // RELAY_IDLE=0 skips the connection and memory measurements (for profiling the relay
+    // alone).
     if idle == 0 {
         return;
     }
+    let bare = Process::bare();
+    let bare_connects = connects_bare(&bare, idle).await;
+    drop(bare);
+    println!(
+        "bare relay: {:.1} µs server CPU per connection opened ({idle} connections)",
+        bare_connects * 1e6 / idle as f64
+    );
+    let server = Process::medilink(&one_database, None);
+    let (first, again) = connects_medilink(&one_database, &server, idle).await;
+    drop(server);
+    for (what, cpu) in [("first sign-in", first), ("known token", again)] {
+        println!(
+            "MediLink, one instance, {what}: {:.1} µs server CPU per connection opened and signed in ({:.2}x the bare relay)",
+            cpu * 1e6 / idle as f64,
+            cpu / bare_connects,
+        );
+    }
+
     let bare = Process::bare();
     let bare_idle = idle_bare(&bare, idle).await;
     println!("bare relay: {bare_idle:.1} KiB resident per idle connection");
@@ -668,6 +689,51 @@ async fn run_bare(server: &Process, pairs: usize, rate: usize, seconds: usize) -
         }
     }
     load(sockets, rate, seconds, &[server.pid()], |_| true).await
+}
+
+/// Server CPU seconds spent opening `count` sockets with `open`, `SETUP_CONCURRENCY` at a
+/// time; they are closed afterwards, outside the measurement.
+async fn connect_cpu<F, Fut>(pid: u32, count: usize, open: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Socket>,
+{
+    let before = cpu_seconds(pid);
+    let sockets: Vec<Socket> = stream::iter(0..count)
+        .map(open)
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let cpu = cpu_seconds(pid) - before;
+    drop(sockets);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cpu
+}
+
+async fn connects_bare(server: &Process, count: usize) -> f64 {
+    let addr = server.addr;
+    connect_cpu(server.pid(), count, |i| async move {
+        let mut socket = connect(addr, false).await;
+        socket
+            .send(Message::Text(format!("{i} {i}").into()))
+            .await
+            .expect("hello");
+        socket
+    })
+    .await
+}
+
+/// Server CPU for `count` sockets through `connection_ack`, each of another user: on a fresh
+/// server (each token read from the database), then again (tokens the server knows).
+async fn connects_medilink(database: &Database, server: &Process, count: usize) -> (f64, f64) {
+    let addr = server.addr;
+    let open = |i: usize| {
+        let token = database.idle[i % database.idle.len()].clone();
+        async move { graphql_socket(addr, &token).await }
+    };
+    let first = connect_cpu(server.pid(), count, open).await;
+    let again = connect_cpu(server.pid(), count, open).await;
+    (first, again)
 }
 
 /// Resident memory per socket added to a fresh server, in KiB.

@@ -474,16 +474,65 @@ pub async fn send_signal(
     call_id: Uuid,
     input: OutgoingSignal,
 ) -> AppResult<bool> {
-    check_signal(&input)?;
+    match send_signal_now(state, viewer, call_id, input) {
+        Ok(sent) => sent,
+        Err(admitted) => send_signal_later(state, viewer, call_id, admitted).await,
+    }
+}
+
+/// A signal that passed its checks and the rate limit, for a call this instance does not
+/// know: the database decides.
+pub struct Admitted(OutgoingSignal);
+
+/// [`send_signal`] without waiting: all of it for a call live on this instance (every signal
+/// of a call this instance serves), which the socket then answers in the same wake-up.
+pub fn send_signal_now(
+    state: &AppState,
+    viewer: AuthUser,
+    call_id: Uuid,
+    input: OutgoingSignal,
+) -> Result<AppResult<bool>, Admitted> {
+    if let Err(error) = admit(state, viewer, &input) {
+        return Ok(Err(error));
+    }
+    match live(state, call_id) {
+        Some(call) if call.has_participant(viewer.id) => Ok(relay(state, viewer, &call, input)),
+        Some(_) => Ok(Err(forbidden())),
+        None => Err(Admitted(input)),
+    }
+}
+
+/// [`send_signal`] for what [`send_signal_now`] left to the database.
+pub async fn send_signal_later(
+    state: &AppState,
+    viewer: AuthUser,
+    call_id: Uuid,
+    Admitted(input): Admitted,
+) -> AppResult<bool> {
+    let call = participant_call(state, viewer, call_id).await?;
+    relay(state, viewer, &call, input)
+}
+
+fn admit(state: &AppState, viewer: AuthUser, input: &OutgoingSignal) -> AppResult<()> {
+    check_signal(input)?;
     state
         .limits
         .signals_per_user
         .check(viewer.id)
-        .map_err(|wait| AppError::rate_limited("too many signals; slow down", wait))?;
-    let call = participant_call(state, viewer, call_id).await?;
+        .map_err(|wait| AppError::rate_limited("too many signals; slow down", wait))
+}
+
+/// Publishes the signal to the other participant of `call`, which the viewer is one of.
+fn relay(
+    state: &AppState,
+    viewer: AuthUser,
+    call: &Call,
+    input: OutgoingSignal,
+) -> AppResult<bool> {
     if !call.is_live() {
         return Err(AppError::state_conflict("the call has ended"));
     }
+    let call_id = call.id;
     let kind = input.kind;
     let signal = Signal {
         call_id,
@@ -540,6 +589,28 @@ fn check_signal(input: &OutgoingSignal) -> AppResult<()> {
     }
 }
 
+/// Whether the viewer may listen to the signals of `call_id`, when the call is live on this
+/// instance (`None`: ask [`signals`], which may read the database).
+pub fn may_watch_signals_now(
+    state: &AppState,
+    viewer: AuthUser,
+    call_id: Uuid,
+) -> Option<AppResult<()>> {
+    let call = live(state, call_id)?;
+    Some(if !call.has_participant(viewer.id) {
+        Err(forbidden())
+    } else if !call.is_live() {
+        Err(AppError::state_conflict("the call has ended"))
+    } else {
+        Ok(())
+    })
+}
+
+/// Whether `event` ends the signals of `call_id`: the call ended.
+pub fn ends_signals(event: &Event, call_id: Uuid) -> bool {
+    matches!(event, Event::Call(e) if e.call.id == call_id && !e.call.is_live())
+}
+
 /// The signals the other participant sends on this call, until it ends.
 pub async fn signals(
     state: &AppState,
@@ -555,11 +626,7 @@ pub async fn signals(
         return Err(AppError::state_conflict("the call has ended"));
     }
     Ok(events
-        .take_while(move |event| {
-            let ended =
-                matches!(event, Event::Call(e) if e.call.id == call_id && !e.call.is_live());
-            std::future::ready(!ended)
-        })
+        .take_while(move |event| std::future::ready(!ends_signals(event, call_id)))
         .filter_map(move |event| {
             std::future::ready(match event {
                 Event::Signal(signal) if signal.call_id == call_id => Some(signal),

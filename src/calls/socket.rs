@@ -9,6 +9,7 @@
 //! error. Results are rendered with the executor's serializers for scalars and enums, and a
 //! generated test compares both paths byte for byte (tests/api/signal_paths.rs).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_graphql::indexmap::IndexMap;
@@ -16,7 +17,6 @@ use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType,
     Selection, SelectionSet, Type,
 };
-use async_graphql::resolver_utils::enum_value;
 use async_graphql::{
     Error, ID, Name, PathSegment, Pos, Positioned, Response, ScalarType, Value, Variables,
 };
@@ -24,14 +24,20 @@ use async_graphql_value::Value as AstValue;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use uuid::Uuid;
 
 use super::graphql::SendSignalInput;
 use super::model::{IceCandidate, Signal};
 use super::service;
 use crate::auth::AuthUser;
+use crate::enum_name::EnumName;
 use crate::error::AppError;
+use crate::events::Event;
 use crate::graphql::ids::parse_id;
+use crate::realtime::bus::Topic;
 use crate::state::AppState;
 
 /// A document the WebSocket can serve itself.
@@ -185,7 +191,7 @@ impl Direct {
                     };
                     match started {
                         Ok(signals) => signals
-                            .map(move |signal| self.data(render_signal(&selection, &signal)))
+                            .map(move |signal| self.data(signal_value(&selection, &signal)))
                             .boxed(),
                         Err(error) => stream::once(async move { self.error(error) }).boxed(),
                     }
@@ -212,11 +218,102 @@ impl Direct {
         if variables.get().contains("\\u0000") {
             return None;
         }
-        let mut reader = serde_json::Deserializer::from_str(variables.get());
-        let input = VariableSeed(input.as_str())
-            .deserialize(&mut reader)
-            .ok()??;
+        let input = variable(variables, input)?;
         Some(self.send_signal(state, viewer, input))
+    }
+
+    /// Serves the operation within the socket's own wake-up, without a stream, when it can: a
+    /// `sendSignal` or a `signals` of a call live on this instance, which is every signal of
+    /// a call this instance serves. `None`: run it as a stream ([`Self::start`] and
+    /// [`Self::start_from_json`]), which the variables or the call need.
+    pub fn serve_now(
+        self: &Arc<Self>,
+        state: &AppState,
+        viewer: AuthUser,
+        variables: Option<&RawValue>,
+    ) -> Option<Served> {
+        // JSON can only write NUL escaped; `nul` refuses it on the usual path.
+        if variables.is_some_and(|v| v.get().contains("\\u0000")) {
+            return None;
+        }
+        match &self.field {
+            DirectField::SendSignal { input } => {
+                let input: SendSignalInput = variable(variables?, input)?;
+                let (call_id, signal) = match input.into_parts() {
+                    Ok(parts) => parts,
+                    Err(error) => return Some(Served::Failed(self.error(error))),
+                };
+                Some(
+                    match service::send_signal_now(state, viewer, call_id, signal) {
+                        Ok(Ok(_)) => Served::Sent(self.sent_payload()),
+                        Ok(Err(error)) => Served::Failed(self.error(error)),
+                        Err(admitted) => Served::Pending(self.clone().send_later(
+                            state.clone(),
+                            viewer,
+                            call_id,
+                            admitted,
+                        )),
+                    },
+                )
+            }
+            DirectField::Signals { call_id, .. } => {
+                let id = match call_id {
+                    Argument::Literal(id) => id.clone(),
+                    Argument::Variable(name) => variable::<String>(variables?, name)?,
+                };
+                let call_id = match parse_id(&ID(id), "callId") {
+                    Ok(call_id) => call_id,
+                    Err(error) => return Some(Served::Failed(self.error(error))),
+                };
+                Some(
+                    match service::may_watch_signals_now(state, viewer, call_id)? {
+                        Ok(()) => Served::Watching(Watch {
+                            call_id,
+                            direct: self.clone(),
+                        }),
+                        Err(error) => Served::Failed(self.error(error)),
+                    },
+                )
+            }
+        }
+    }
+
+    fn send_later(
+        self: Arc<Self>,
+        state: AppState,
+        viewer: AuthUser,
+        call_id: Uuid,
+        admitted: service::Admitted,
+    ) -> BoxStream<'static, Response> {
+        stream::once(async move {
+            match service::send_signal_later(&state, viewer, call_id, admitted).await {
+                Ok(sent) => self.data(Value::Boolean(sent)),
+                Err(error) => self.error(error),
+            }
+        })
+        .boxed()
+    }
+
+    /// The payload of `sendSignal`'s answer, as the executor writes it.
+    fn sent_payload(&self) -> String {
+        let mut payload = String::with_capacity(32 + self.key.len());
+        payload.push_str("{\"data\":{");
+        push_json_str(&mut payload, &self.key);
+        payload.push_str(":true}}");
+        payload
+    }
+
+    /// The payload of a `next` for `signal` of this `signals` operation, as the executor
+    /// writes it.
+    fn signal_payload(&self, signal: &Signal) -> Option<String> {
+        let DirectField::Signals { selection, .. } = &self.field else {
+            return None;
+        };
+        let view = Data {
+            key: &self.key,
+            value: SignalView { selection, signal },
+        };
+        serde_json::to_string(&view).ok()
     }
 
     fn send_signal(
@@ -252,60 +349,250 @@ impl Direct {
     }
 }
 
-fn render_signal(selection: &[(Name, SignalField)], signal: &Signal) -> Value {
-    let fields = selection.iter().map(|(key, field)| {
-        let value = match field {
-            SignalField::Typename => Value::String("Signal".into()),
-            SignalField::CallId => Value::String(signal.call_id.to_string()),
-            SignalField::From => Value::String(signal.from.to_string()),
-            SignalField::Kind => enum_value(signal.kind),
-            SignalField::Sdp => signal.sdp.clone().map_or(Value::Null, Value::String),
-            SignalField::Candidate(fields) => signal
-                .candidate
-                .as_ref()
-                .map_or(Value::Null, |c| render_candidate(c, fields)),
-            SignalField::AudioEnabled => signal.audio_enabled.map_or(Value::Null, Value::Boolean),
-            SignalField::VideoEnabled => signal.video_enabled.map_or(Value::Null, Value::Boolean),
-            SignalField::At => ScalarType::to_value(&signal.at),
-        };
-        (key.clone(), value)
-    });
-    Value::Object(fields.collect())
+/// What a direct operation served in the socket's wake-up came to.
+pub enum Served {
+    /// `sendSignal` relayed: the payload of its one `next`.
+    Sent(String),
+    /// Refused or failed: the executor's response for it.
+    Failed(Response),
+    /// `sendSignal` admitted, waiting for the database to find its call: its one response.
+    Pending(BoxStream<'static, Response>),
+    /// `signals` listening, through the socket's [`SignalWatches`].
+    Watching(Watch),
 }
 
-fn render_candidate(candidate: &IceCandidate, fields: &[(Name, CandidateField)]) -> Value {
-    let fields = fields.iter().map(|(key, field)| {
-        let value = match field {
-            CandidateField::Typename => Value::String("IceCandidate".into()),
-            CandidateField::Candidate => Value::String(candidate.candidate.clone()),
-            CandidateField::SdpMid => candidate.sdp_mid.clone().map_or(Value::Null, Value::String),
-            CandidateField::SdpMLineIndex => {
-                candidate.sdp_m_line_index.map_or(Value::Null, Value::from)
+/// A `signals` operation served from its socket's queue of the user's events.
+pub struct Watch {
+    call_id: Uuid,
+    direct: Arc<Direct>,
+}
+
+/// The `signals` operations of one socket, fed from one queue of its user's events for them
+/// all, each signal written straight into its frame's payload. Each keeps a `G` while it
+/// watches (the socket's record of it).
+pub struct SignalWatches<G> {
+    watches: Vec<(String, Watch, G)>,
+    events: Option<BoxStream<'static, Event>>,
+}
+
+impl<G> Default for SignalWatches<G> {
+    fn default() -> Self {
+        Self {
+            watches: Vec::new(),
+            events: None,
+        }
+    }
+}
+
+/// What an event means for one watching operation.
+pub enum Delivery {
+    /// The payload of a `next`.
+    Next(String),
+    /// The call ended: `complete`.
+    Ended,
+}
+
+impl<G> SignalWatches<G> {
+    pub fn contains(&self, id: &str) -> bool {
+        self.watches.iter().any(|(watching, ..)| watching == id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.watches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.watches.is_empty()
+    }
+
+    /// Starts delivering to operation `id`; the user's events are listened to from now on.
+    pub fn insert(
+        &mut self,
+        state: &AppState,
+        viewer: AuthUser,
+        id: String,
+        watch: Watch,
+        guard: G,
+    ) {
+        if self.events.is_none() {
+            self.events = Some(state.realtime.bus.subscribe(Topic::User(viewer.id)));
+        }
+        self.watches.push((id, watch, guard));
+    }
+
+    /// Whether `id` was watching.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let before = self.watches.len();
+        self.watches.retain(|(watching, ..)| watching != id);
+        self.stop_listening_if_idle();
+        before != self.watches.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.watches.clear();
+        self.events = None;
+    }
+
+    fn stop_listening_if_idle(&mut self) {
+        if self.is_empty() {
+            self.events = None;
+        }
+    }
+
+    /// The next of the user's events, once any operation watches.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        match &mut self.events {
+            Some(events) => events.next().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Hands `deliver` what `event` means for each operation; operations whose call ended
+    /// stop watching.
+    pub fn deliver(&mut self, event: &Event, mut deliver: impl FnMut(&str, Delivery)) {
+        match event {
+            Event::Signal(signal) => {
+                for (id, watch, _) in &self.watches {
+                    if watch.call_id == signal.call_id
+                        && let Some(payload) = watch.direct.signal_payload(signal)
+                    {
+                        deliver(id, Delivery::Next(payload));
+                    }
+                }
             }
-            CandidateField::UsernameFragment => candidate
-                .username_fragment
-                .clone()
-                .map_or(Value::Null, Value::String),
-        };
-        (key.clone(), value)
-    });
-    Value::Object(fields.collect())
+            Event::Call(_) => {
+                self.watches.retain(|(id, watch, _)| {
+                    let ended = service::ends_signals(event, watch.call_id);
+                    if ended {
+                        deliver(id, Delivery::Ended);
+                    }
+                    !ended
+                });
+                self.stop_listening_if_idle();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `{"data":{key: value}}`.
+struct Data<'a, T> {
+    key: &'a str,
+    value: T,
+}
+
+impl<T: Serialize> Serialize for Data<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Field<'a, T>(&'a str, &'a T);
+        impl<T: Serialize> Serialize for Field<'_, T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(self.0, self.1)?;
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("data", &Field(self.key, &self.value))?;
+        map.end()
+    }
+}
+
+/// A signal as its selection shows it, written as the executor's `Value` of it would be.
+struct SignalView<'a> {
+    selection: &'a [(Name, SignalField)],
+    signal: &'a Signal,
+}
+
+impl Serialize for SignalView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let signal = self.signal;
+        let mut map = serializer.serialize_map(Some(self.selection.len()))?;
+        for (key, field) in self.selection {
+            let key = key.as_str();
+            match field {
+                SignalField::Typename => map.serialize_entry(key, "Signal")?,
+                SignalField::CallId => map.serialize_entry(key, &signal.call_id)?,
+                SignalField::From => map.serialize_entry(key, &signal.from)?,
+                SignalField::Kind => map.serialize_entry(key, signal.kind.as_str())?,
+                SignalField::Sdp => map.serialize_entry(key, &signal.sdp)?,
+                SignalField::Candidate(fields) => match &signal.candidate {
+                    Some(candidate) => {
+                        map.serialize_entry(key, &CandidateView { fields, candidate })?;
+                    }
+                    None => map.serialize_entry(key, &())?,
+                },
+                SignalField::AudioEnabled => map.serialize_entry(key, &signal.audio_enabled)?,
+                SignalField::VideoEnabled => map.serialize_entry(key, &signal.video_enabled)?,
+                SignalField::At => map.serialize_entry(key, &ScalarType::to_value(&signal.at))?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct CandidateView<'a> {
+    fields: &'a [(Name, CandidateField)],
+    candidate: &'a IceCandidate,
+}
+
+impl Serialize for CandidateView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let candidate = self.candidate;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (key, field) in self.fields {
+            let key = key.as_str();
+            match field {
+                CandidateField::Typename => map.serialize_entry(key, "IceCandidate")?,
+                CandidateField::Candidate => map.serialize_entry(key, &candidate.candidate)?,
+                CandidateField::SdpMid => map.serialize_entry(key, &candidate.sdp_mid)?,
+                CandidateField::SdpMLineIndex => {
+                    map.serialize_entry(key, &candidate.sdp_m_line_index)?;
+                }
+                CandidateField::UsernameFragment => {
+                    map.serialize_entry(key, &candidate.username_fragment)?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+/// Appends `text` as a JSON string, escaped as serde_json escapes it.
+fn push_json_str(out: &mut String, text: &str) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    serde_json::to_writer(&mut bytes, text).expect("a string always serializes");
+    *out = String::from_utf8(bytes).expect("serde_json writes UTF-8");
+}
+
+/// The variable named `name` of a variables object, read by serde as `T`; `None` when it is
+/// missing, repeated, or does not read.
+fn variable<T: for<'de> Deserialize<'de>>(variables: &RawValue, name: &str) -> Option<T> {
+    let mut reader = serde_json::Deserializer::from_str(variables.get());
+    VariableSeed(name, PhantomData)
+        .deserialize(&mut reader)
+        .ok()?
+}
+
+/// A signal as the executor's `Value` of it, for the operations that run as a stream: written
+/// by the same [`SignalView`] as the frames of watching operations.
+fn signal_value(selection: &[(Name, SignalField)], signal: &Signal) -> Value {
+    async_graphql::to_value(SignalView { selection, signal }).unwrap_or(Value::Null)
 }
 
 /// Reads the variable named `.0` out of a variables object: `None` when it is missing; an
 /// error when it is repeated (the executor takes the last) or does not read.
-struct VariableSeed<'n>(&'n str);
+struct VariableSeed<'n, T>(&'n str, PhantomData<T>);
 
-impl<'de> DeserializeSeed<'de> for VariableSeed<'_> {
-    type Value = Option<SendSignalInput>;
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for VariableSeed<'_, T> {
+    type Value = Option<T>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for VariableSeed<'_> {
-    type Value = Option<SendSignalInput>;
+impl<'de, T: Deserialize<'de>> Visitor<'de> for VariableSeed<'_, T> {
+    type Value = Option<T>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a variables object")

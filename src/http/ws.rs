@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_stream::StreamMap;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
@@ -22,15 +22,18 @@ use super::{HttpState, REQUEST_ID};
 use crate::auth::AuthUser;
 use crate::auth::tokens::Claims;
 use crate::calls;
+use crate::calls::socket::{Delivery, Served, SignalWatches};
 use crate::enum_name::EnumName;
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::context::Given;
 use crate::graphql::context::{Session, log_as};
 use crate::limits::{ClientIp, ConnectionPermit};
+use crate::metrics::Held;
 use crate::realtime::bus::Topic;
 use crate::realtime::presence::Connection;
 use crate::realtime::protocol::{
-    ClientMessage, SUBPROTOCOL, ServerMessage, SubscribePayload, close, init_token,
+    ClientMessage, SUBPROTOCOL, ServerMessage, SubscribePayload, close, complete_frame, init_token,
+    next_frame,
 };
 use crate::schema::documents::{Prepared, is_request_error};
 use crate::schema::{complete_errors, execution, with_request_data};
@@ -379,6 +382,10 @@ async fn run(
     let max_operations = state.app.config.ws_max_subscriptions;
     let max_message_bytes = state.app.config.max_body_bytes;
     let mut operations: StreamMap<String, BoxStream<'static, Outgoing>> = StreamMap::new();
+    // `signals` operations served from one queue of the user's events, without a stream each.
+    let mut watches: SignalWatches<Option<Held>> = SignalWatches::default();
+    // Frames fed during one wake-up, sent together.
+    let mut frames: Vec<String> = Vec::new();
     // Which operations are subscriptions: when the instance stops, those end without
     // `complete`, so that the client starts them again on its next socket.
     let mut subscriptions = HashSet::new();
@@ -406,6 +413,7 @@ async fn run(
                 for id in subscriptions.drain() {
                     operations.remove(&id);
                 }
+                watches.clear();
             }
             Some((id, outgoing)) = operations.next(), if !operations.is_empty() => {
                 let sent = match outgoing {
@@ -432,6 +440,22 @@ async fn run(
                     }
                 };
                 if !sent {
+                    return Ended::Dropped;
+                }
+            }
+            Some(event) = watches.next_event() => {
+                // Every event already queued goes out in the same write.
+                let mut next = Some(event);
+                while let Some(event) = next {
+                    watches.deliver(&event, |id, delivery| {
+                        frames.push(match delivery {
+                            Delivery::Next(payload) => next_frame(id, &payload),
+                            Delivery::Ended => complete_frame(id),
+                        });
+                    });
+                    next = watches.next_event().now_or_never().flatten();
+                }
+                if !send_frames(socket, &mut frames).await {
                     return Ended::Dropped;
                 }
             }
@@ -467,35 +491,131 @@ async fn run(
                     // socket.
                     Incoming::Message(ClientMessage::Subscribe { .. }) if leaving => {}
                     Incoming::Message(ClientMessage::Subscribe { id, payload }) => {
-                        if operations.contains_key(&id) {
+                        if operations.contains_key(&id) || watches.contains(&id) {
                             return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
                         }
-                        if operations.len() >= max_operations {
+                        if operations.len() + watches.len() >= max_operations {
                             let refused = too_many_operations(max_operations);
                             if !send(socket, &ServerMessage::Error { id: &id, payload: &refused }).await {
                                 return Ended::Dropped;
                             }
                             continue;
                         }
-                        let Some((kind, responses)) = start(state, user, client, *payload) else {
-                            return close_with(socket, close::BAD_MESSAGE, "Invalid message received").await;
+                        let served = state
+                            .documents
+                            .cached_direct(&payload.query, payload.operation_name.as_deref())
+                            .and_then(|direct| {
+                                let variables = payload.variables.as_deref();
+                                execution::serve_now(&direct, &state.app, user, variables)
+                                    .map(|served| (direct.kind, served))
+                            });
+                        let sent = match served {
+                            Some((_, (Served::Sent(payload), _))) => {
+                                frames.push(next_frame(&id, &payload));
+                                frames.push(complete_frame(&id));
+                                send_frames(socket, &mut frames).await
+                            }
+                            Some((_, (Served::Failed(mut response), _))) => {
+                                complete_errors(&mut response, request_id);
+                                answer_once(socket, &id, &response).await
+                            }
+                            Some((kind, (Served::Pending(responses), _))) => {
+                                let responses = responses
+                                    .map(move |r| Outgoing::Response(Box::new(r), kind == OperationType::Subscription))
+                                    .chain(stream::once(async { Outgoing::Done }));
+                                operations.insert(id, responses.boxed());
+                                true
+                            }
+                            Some((_, (Served::Watching(watch), held))) => {
+                                watches.insert(&state.app, user, id, watch, held);
+                                true
+                            }
+                            None => {
+                                if !start_operation(state, user, client, id, *payload, &mut operations, &mut subscriptions) {
+                                    return close_with(socket, close::BAD_MESSAGE, "Invalid message received").await;
+                                }
+                                true
+                            }
                         };
-                        let subscription = kind == Some(OperationType::Subscription);
-                        if subscription {
-                            subscriptions.insert(id.clone());
+                        if !sent {
+                            return Ended::Dropped;
                         }
-                        let responses = responses
-                            .map(move |r| Outgoing::Response(Box::new(r), subscription))
-                            .chain(stream::once(async { Outgoing::Done }));
-                        operations.insert(id, responses.boxed());
                     }
                     Incoming::Message(ClientMessage::Complete { id }) => {
                         operations.remove(&id);
                         subscriptions.remove(&id);
+                        watches.remove(&id);
                     }
                 }
             }
         }
+    }
+}
+
+/// Starts the operation of a `subscribe` as a stream among the socket's `operations`; `false`
+/// if its payload's variables are not JSON the executor takes.
+fn start_operation(
+    state: &HttpState,
+    user: AuthUser,
+    client: ClientIp,
+    id: String,
+    payload: SubscribePayload,
+    operations: &mut StreamMap<String, BoxStream<'static, Outgoing>>,
+    subscriptions: &mut HashSet<String>,
+) -> bool {
+    let Some((kind, responses)) = start(state, user, client, payload) else {
+        return false;
+    };
+    let subscription = kind == Some(OperationType::Subscription);
+    if subscription {
+        subscriptions.insert(id.clone());
+    }
+    let responses = responses
+        .map(move |r| Outgoing::Response(Box::new(r), subscription))
+        .chain(stream::once(async { Outgoing::Done }));
+    operations.insert(id, responses.boxed());
+    true
+}
+
+/// Sends the frames written during this wake-up in one write, and empties `frames`.
+async fn send_frames(socket: &mut WebSocket, frames: &mut Vec<String>) -> bool {
+    let last = frames.len().saturating_sub(1);
+    for (i, frame) in frames.drain(..).enumerate() {
+        let message = Message::Text(frame.into());
+        let sent = if i == last {
+            socket.send(message).await
+        } else {
+            socket.feed(message).await
+        };
+        if sent.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Answers an operation that ended with one `response`: a request error as `error`, anything
+/// else as `next` and `complete`.
+async fn answer_once(socket: &mut WebSocket, id: &str, response: &Response) -> bool {
+    if is_request_error(response) {
+        send(
+            socket,
+            &ServerMessage::Error {
+                id,
+                payload: &response.errors,
+            },
+        )
+        .await
+    } else {
+        feed(
+            socket,
+            &ServerMessage::Next {
+                id,
+                payload: response,
+            },
+        )
+        .await
+            && send(socket, &ServerMessage::Complete { id }).await
     }
 }
 

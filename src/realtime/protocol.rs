@@ -159,6 +159,27 @@ pub enum ServerMessage<'a> {
     },
 }
 
+/// A `next` message whose payload is JSON written already, as [`ServerMessage::Next`] writes
+/// one.
+pub fn next_frame(id: &str, payload: &str) -> String {
+    let mut frame = Vec::with_capacity(payload.len() + id.len() + 32);
+    frame.extend_from_slice(br#"{"type":"next","id":"#);
+    serde_json::to_writer(&mut frame, id).expect("a string always serializes");
+    frame.extend_from_slice(br#","payload":"#);
+    frame.extend_from_slice(payload.as_bytes());
+    frame.push(b'}');
+    String::from_utf8(frame).expect("both parts are UTF-8")
+}
+
+/// A `complete` message, as [`ServerMessage::Complete`] writes one.
+pub fn complete_frame(id: &str) -> String {
+    let mut frame = Vec::with_capacity(id.len() + 32);
+    frame.extend_from_slice(br#"{"type":"complete","id":"#);
+    serde_json::to_writer(&mut frame, id).expect("a string always serializes");
+    frame.push(b'}');
+    String::from_utf8(frame).expect("UTF-8")
+}
+
 /// The access token of a `connection_init` payload: `authorization` ("Bearer <jwt>") or
 /// `token`. The key's case is ignored: GraphiQL passes its headers editor's `Authorization`
 /// as it is written.
@@ -181,4 +202,27 @@ pub fn init_token(payload: Option<&serde_json::Value>) -> Option<String> {
         .get("token")
         .and_then(|v| v.as_str())
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{Name, Value};
+
+    use super::*;
+
+    #[test]
+    fn a_written_next_frame_is_the_serialized_message() {
+        let data = Value::Object([(Name::new("sendSignal"), Value::Boolean(true))].into());
+        let response = Response::new(data);
+        let id = "an \"odd\" id\n";
+        let serialized = serde_json::to_string(&ServerMessage::Next {
+            id,
+            payload: &response,
+        })
+        .unwrap();
+        let payload = serde_json::to_string(&response).unwrap();
+        assert_eq!(next_frame(id, &payload), serialized);
+        let complete = serde_json::to_string(&ServerMessage::Complete { id }).unwrap();
+        assert_eq!(complete_frame(id), complete);
+    }
 }

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use super::AppSchema;
 use super::documents::Candidate;
 use crate::auth::AuthUser;
-use crate::calls::socket::Direct;
+use crate::calls::socket::{Direct, Served};
 use crate::error::ErrorCode;
 use crate::events::Event;
 use crate::graphql::context::Given;
@@ -164,6 +164,45 @@ pub fn execute_direct_from_json(
         .clone()
         .start_from_json(state.clone(), viewer, variables)?;
     Some(track_direct(&direct, state, inner))
+}
+
+/// A direct operation served in the socket's own wake-up (see [`Direct::serve_now`]),
+/// recorded as [`execute_direct`]'s are; a `signals` operation that watches comes with its
+/// place among the running subscriptions. `None`: run it with [`execute_direct`].
+pub fn serve_now(
+    direct: &Arc<Direct>,
+    state: &AppState,
+    viewer: AuthUser,
+    variables: Option<&RawValue>,
+) -> Option<(Served, Option<Held>)> {
+    let started = Instant::now();
+    let served = direct.serve_now(state, viewer, variables)?;
+    let metrics = &state.metrics;
+    metrics.fast_path_operation();
+    let operation = || metrics.operation(direct.operation.as_deref());
+    let subscription = direct.kind == OperationType::Subscription;
+    let took = || (!subscription).then(|| started.elapsed());
+    Some(match served {
+        Served::Sent(payload) => {
+            metrics.graphql_request(operation(), metrics::OK, took());
+            (Served::Sent(payload), None)
+        }
+        Served::Failed(response) => {
+            metrics.graphql_request(operation(), outcome(&response), took());
+            (Served::Failed(response), None)
+        }
+        Served::Pending(inner) => {
+            let tracked = Tracked::new(metrics, operation(), subscription, inner);
+            (Served::Pending(tracked.boxed()), None)
+        }
+        Served::Watching(watch) => {
+            metrics.graphql_request(operation(), metrics::OK, None);
+            (
+                Served::Watching(watch),
+                Some(metrics.subscription_started()),
+            )
+        }
+    })
 }
 
 fn track_direct(direct: &Direct, state: &AppState, inner: BoxStream<'static, Response>) -> Tracked {
