@@ -1,8 +1,8 @@
 //! This instance's live calls by id, so that relaying a signal needs no database query.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use foldhash::HashMap;
 use uuid::Uuid;
 
 use super::model::Call;

@@ -1,12 +1,12 @@
 //! Token buckets by key: a burst of `count` events, refilled at `count` per `period`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;

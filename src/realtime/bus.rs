@@ -1,9 +1,9 @@
 //! The event bus: everything delivered to other connections goes through it, in process by
 //! default or over Redis (`super::redis_bus`) so that several instances share users.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
+use foldhash::HashMap;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;

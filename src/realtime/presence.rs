@@ -10,11 +10,12 @@
 //! when it ends, their calls end when it is over (see `take_overdue`), and a doctor back in time
 //! is ONLINE again if they were.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use foldhash::HashMap;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 

@@ -7,10 +7,10 @@
 //! other instance through the bus's kick, which all instances hear. While the bus is down such
 //! news may be lost, so the cache is not used then, and a reconnected bus starts it afresh.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap;
 use uuid::Uuid;
 
 use crate::auth::Role;
