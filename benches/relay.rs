@@ -7,10 +7,10 @@
 //! same cores. `RELAY_PAIRS` call pairs (default 1,000) each send `RELAY_RATE` ICE candidates a
 //! second (default 5) both ways over graphql-transport-ws for `RELAY_SECONDS` (default 10); a
 //! candidate carries its send time, so the receiver gets the one-way latency. Then `RELAY_IDLE`
-//! (default 10,000) idle sockets with one subscription each measure memory per connection.
-//! Then as many sockets again are opened and signed in, for the server CPU a connection costs
-//! (first with tokens the server has not seen, then again).
-//! Runs on one instance, then on two instances over Redis (`MEDILINK_TEST_REDIS_URL`, default
+//! (default 10,000) sockets are opened and signed in, beside as many bare connects, for the
+//! server CPU a connection costs (first with tokens the server has not seen, then again), and
+//! as many idle sockets with one subscription each measure memory per connection.
+//! The loads run on one instance, then on two instances over Redis (`MEDILINK_TEST_REDIS_URL`, default
 //! redis://127.0.0.1:6379; skipped if it does not answer), patients on one, doctors on the other.
 //! `RELAY_WRAP` runs each MediLink server under a profiler, for example
 //! `RELAY_WRAP="valgrind --tool=massif --pages-as-heap=yes" RELAY_PAIRS=2 RELAY_IDLE=2000`
