@@ -802,7 +802,7 @@ async fn bare_server(port: u16) {
         tokio::spawn(async move {
             // MediLink's buffer sizes, so that the floor differs from it in nothing else.
             let config = WebSocketConfig::default()
-                .read_buffer_size(2048)
+                .read_buffer_size(1024)
                 .write_buffer_size(0);
             let Ok(mut socket) =
                 tokio_tungstenite::accept_async_with_config(stream, Some(config)).await

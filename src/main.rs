@@ -176,7 +176,11 @@ fn random_secret() -> Secret {
 fn init_logging(filter: &str, format: LogFormat) {
     // The filter was validated with the rest of the configuration.
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a person at a terminal: in a file or a log collector the escape codes
+    // are noise, and each socket's span keeps its fields formatted with them for its life.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Text => logs.init(),
         // One object per line; its `spans` carry the request (or connection) id and the user.

@@ -40,9 +40,10 @@ use crate::schema::{complete_errors, execution, with_request_data};
 use crate::users;
 
 /// tungstenite reads in chunks of this size, allocated per socket up front (128 KiB by
-/// default). Protocol messages are well under it, signals and subscriptions included; an SDP
-/// offer of several KiB grows the buffer to its size and is read in a few chunks.
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// default) and held while the socket idles. A relayed ICE candidate, the message that repeats,
+/// is 300 to 600 bytes; an SDP offer of several KiB grows the buffer to its size and is read
+/// in a few chunks.
+const READ_BUFFER_BYTES: usize = 1024;
 /// Frames fed (not sent) wait in the write buffer until it holds this many bytes.
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames queued for a peer that does not read before the socket is dropped.
