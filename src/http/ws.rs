@@ -2,6 +2,7 @@
 //! the protocol's, the server pings, a revoked user's sockets can be closed from outside, and a
 //! stopping instance sends its sockets away once their queries and mutations have answered.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use crate::calls;
 use crate::calls::socket::{Delivery, Served, SignalWatches};
 use crate::enum_name::EnumName;
 use crate::error::{AppError, ErrorCode};
+use crate::events::Event;
 use crate::graphql::context::Given;
 use crate::graphql::context::{Session, log_as};
 use crate::limits::{ClientIp, ConnectionPermit};
@@ -168,14 +170,6 @@ async fn too_big(socket: &mut WebSocket) -> Ended {
 async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
     match serde_json::to_string(message) {
         Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// Queues `message` for the next `send`, unless the queue is already past WRITE_BUFFER_BYTES.
-async fn feed(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
-    match serde_json::to_string(message) {
-        Ok(text) => socket.feed(Message::Text(text.into())).await.is_ok(),
         Err(_) => false,
     }
 }
@@ -380,205 +374,280 @@ async fn run(
     kicked: &mut (impl Future + Unpin),
     ping_every: Duration,
 ) -> Ended {
-    let max_operations = state.app.config.ws_max_subscriptions;
     let max_message_bytes = state.app.config.max_body_bytes;
-    let mut operations: StreamMap<String, BoxStream<'static, Outgoing>> = StreamMap::new();
-    // `signals` operations served from one queue of the user's events, without a stream each.
-    let mut watches: SignalWatches<Option<Held>> = SignalWatches::default();
-    // Frames fed during one wake-up, sent together.
-    let mut frames: Vec<String> = Vec::new();
-    // Which operations are subscriptions: when the instance stops, those end without
-    // `complete`, so that the client starts them again on its next socket.
-    let mut subscriptions = HashSet::new();
+    let mut socket_operations = Operations::new(state, user, client, request_id);
+    let ops = &mut socket_operations;
     let going_away = state.app.shutdown.going_away();
     tokio::pin!(going_away);
-    let mut leaving = false;
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     // Ping intervals since the client last said anything: counted at each ping rather than
     // read from the clock at each message.
     let mut silent_intervals = 0u32;
     loop {
-        if leaving && operations.is_empty() {
-            return close_with(socket, close::GOING_AWAY, RESTARTING).await;
+        if ops.leaving && ops.streams.is_empty() {
+            return Box::pin(close_with(socket, close::GOING_AWAY, RESTARTING)).await;
         }
-        // Biased: operations are driven until they are all pending before the next client
-        // message is read, so a subscription is listening before anything sent after it runs.
-        tokio::select! {
+        // Each turn writes its frames into `ops.frames` without waiting; they leave in one
+        // write at its end. Biased: operations are driven until they are all pending before
+        // the next client message is read, so a subscription is listening before anything
+        // sent after it runs.
+        let turn = tokio::select! {
             biased;
-            _ = &mut *kicked => {
-                return close_with(socket, close::FORBIDDEN, "Forbidden").await;
+            _ = &mut *kicked => Turn::Close(close::FORBIDDEN, "Forbidden".into()),
+            () = &mut going_away, if !ops.leaving => {
+                ops.leave();
+                Turn::Continue
             }
-            () = &mut going_away, if !leaving => {
-                leaving = true;
-                for id in subscriptions.drain() {
-                    operations.remove(&id);
-                }
-                watches.clear();
+            Some((id, outgoing)) = ops.streams.next(), if !ops.streams.is_empty() => {
+                ops.answer(id, outgoing);
+                Turn::Continue
             }
-            Some((id, outgoing)) = operations.next(), if !operations.is_empty() => {
-                let sent = match outgoing {
-                    Outgoing::Response(mut response, subscription) => {
-                        complete_errors(&mut response, request_id);
-                        if is_request_error(&response) {
-                            operations.remove(&id);
-                            subscriptions.remove(&id);
-                            send(socket, &ServerMessage::Error { id: &id, payload: &response.errors }).await
-                        } else if subscription {
-                            send(socket, &ServerMessage::Next { id: &id, payload: &response }).await
-                        } else {
-                            // A query or mutation has one result: its `complete` leaves in the
-                            // same write (a signal costs its sender one write, not two).
-                            operations.remove(&id);
-                            feed(socket, &ServerMessage::Next { id: &id, payload: &response }).await
-                                && send(socket, &ServerMessage::Complete { id: &id }).await
-                        }
-                    }
-                    Outgoing::Done => {
-                        operations.remove(&id);
-                        subscriptions.remove(&id);
-                        send(socket, &ServerMessage::Complete { id: &id }).await
-                    }
-                };
-                if !sent {
-                    return Ended::Dropped;
-                }
-            }
-            Some(event) = watches.next_event() => {
-                // Every event already queued goes out in the same write.
-                let mut next = Some(event);
-                while let Some(event) = next {
-                    watches.deliver(&event, |id, delivery| {
-                        frames.push(match delivery {
-                            Delivery::Next(payload) => next_frame(id, &payload),
-                            Delivery::Ended => complete_frame(id),
-                        });
-                    });
-                    next = watches.next_event().now_or_never().flatten();
-                }
-                if !send_frames(socket, &mut frames).await {
-                    return Ended::Dropped;
-                }
+            Some(event) = ops.watches.next_event() => {
+                ops.deliver(event);
+                Turn::Continue
             }
             _ = ping.tick() => {
                 if silent_intervals >= 3 {
-                    return close_with(socket, close::GOING_AWAY, "No answer to pings").await;
-                }
-                silent_intervals += 1;
-                if !send(socket, &ServerMessage::Ping).await {
-                    return Ended::Dropped;
+                    Turn::Close(close::GOING_AWAY, "No answer to pings".into())
+                } else {
+                    silent_intervals += 1;
+                    ops.write(&ServerMessage::Ping);
+                    Turn::Continue
                 }
             }
             message = socket.recv() => {
                 silent_intervals = 0;
-                match read(message, max_message_bytes) {
-                    Incoming::Closed => return Ended::Dropped,
-                    Incoming::TooBig => return too_big(socket).await,
-                    Incoming::Closing(code) => return closing(socket, code).await,
-                    Incoming::Ignored => {}
-                    Incoming::Invalid(reason) => {
-                        return close_with(socket, close::BAD_MESSAGE, reason).await;
-                    }
-                    Incoming::Message(ClientMessage::ConnectionInit { .. }) => {
-                        return close_with(socket, close::TOO_MANY_INITS, "Too many initialisation requests").await;
-                    }
-                    Incoming::Message(ClientMessage::Ping { .. }) => {
-                        if !send(socket, &ServerMessage::Pong).await {
-                            return Ended::Dropped;
-                        }
-                    }
-                    Incoming::Message(ClientMessage::Pong { .. }) => {}
-                    // Going away, nothing new starts: the client sends it again on its next
-                    // socket.
-                    Incoming::Message(ClientMessage::Subscribe { .. }) if leaving => {}
-                    Incoming::Message(ClientMessage::Subscribe { id, payload }) => {
-                        if operations.contains_key(&id) || watches.contains(&id) {
-                            return close_with(socket, close::DUPLICATE_ID, &format!("Subscriber for {id} already exists")).await;
-                        }
-                        if operations.len() + watches.len() >= max_operations {
-                            let refused = too_many_operations(max_operations);
-                            if !send(socket, &ServerMessage::Error { id: &id, payload: &refused }).await {
-                                return Ended::Dropped;
-                            }
-                            continue;
-                        }
-                        let served = state
-                            .documents
-                            .cached_direct(&payload.query, payload.operation_name.as_deref())
-                            .and_then(|direct| {
-                                let variables = payload.variables.as_deref();
-                                execution::serve_now(&direct, &state.app, user, variables)
-                                    .map(|served| (direct.kind, served))
-                            });
-                        let sent = match served {
-                            Some((_, (Served::Sent(payload), _))) => {
-                                frames.push(next_frame(&id, &payload));
-                                frames.push(complete_frame(&id));
-                                send_frames(socket, &mut frames).await
-                            }
-                            Some((_, (Served::Failed(mut response), _))) => {
-                                complete_errors(&mut response, request_id);
-                                answer_once(socket, &id, &response).await
-                            }
-                            Some((kind, (Served::Pending(responses), _))) => {
-                                let responses = responses
-                                    .map(move |r| Outgoing::Response(Box::new(r), kind == OperationType::Subscription))
-                                    .chain(stream::once(async { Outgoing::Done }));
-                                operations.insert(id, responses.boxed());
-                                true
-                            }
-                            Some((_, (Served::Watching(watch), held))) => {
-                                watches.insert(&state.app, user, id, watch, held);
-                                true
-                            }
-                            None => {
-                                if !start_operation(state, user, client, id, *payload, &mut operations, &mut subscriptions) {
-                                    return close_with(socket, close::BAD_MESSAGE, "Invalid message received").await;
-                                }
-                                true
-                            }
-                        };
-                        if !sent {
-                            return Ended::Dropped;
-                        }
-                    }
-                    Incoming::Message(ClientMessage::Complete { id }) => {
-                        operations.remove(&id);
-                        subscriptions.remove(&id);
-                        watches.remove(&id);
-                    }
-                }
+                ops.receive(read(message, max_message_bytes))
             }
+        };
+        if !ops.frames.is_empty() && !send_frames(socket, &mut ops.frames).await {
+            return Ended::Dropped;
+        }
+        match turn {
+            Turn::Continue => {}
+            Turn::Close(code, reason) => {
+                return Box::pin(close_with(socket, code, &reason)).await;
+            }
+            Turn::Closing(code) => return Box::pin(closing(socket, code)).await,
+            Turn::TooBig => return Box::pin(too_big(socket)).await,
+            Turn::Dropped => return Ended::Dropped,
         }
     }
 }
 
-/// Starts the operation of a `subscribe` as a stream among the socket's `operations`; `false`
-/// if its payload's variables are not JSON the executor takes.
-fn start_operation(
-    state: &HttpState,
-    user: AuthUser,
-    client: ClientIp,
-    id: String,
-    payload: SubscribePayload,
-    operations: &mut StreamMap<String, BoxStream<'static, Outgoing>>,
-    subscriptions: &mut HashSet<String>,
-) -> bool {
-    let Some((kind, responses)) = start(state, user, client, payload) else {
-        return false;
-    };
-    let subscription = kind == Some(OperationType::Subscription);
-    if subscription {
-        subscriptions.insert(id.clone());
-    }
-    let responses = responses
-        .map(move |r| Outgoing::Response(Box::new(r), subscription))
-        .chain(stream::once(async { Outgoing::Done }));
-    operations.insert(id, responses.boxed());
-    true
+/// What a turn of the socket's loop came to, beside the frames it wrote.
+enum Turn {
+    Continue,
+    /// Close with this code and reason.
+    Close(u16, Cow<'static, str>),
+    /// The client closed with this code; our reply completes the handshake.
+    Closing(u16),
+    TooBig,
+    Dropped,
 }
 
-/// Sends the frames written during this wake-up in one write, and empties `frames`.
+/// A signed-in socket's operations, and the frames written for it during the current turn.
+struct Operations<'a> {
+    state: &'a HttpState,
+    user: AuthUser,
+    client: ClientIp,
+    request_id: &'a str,
+    max_operations: usize,
+    /// Operations that run as streams: through the executor, dormant, or direct but waiting.
+    streams: StreamMap<String, BoxStream<'static, Outgoing>>,
+    /// Which streams are subscriptions: when the instance stops, those end without
+    /// `complete`, so that the client starts them again on its next socket.
+    subscriptions: HashSet<String>,
+    /// `signals` operations served from one queue of the user's events, without a stream each.
+    watches: SignalWatches<Option<Held>>,
+    frames: Vec<String>,
+    /// The instance is stopping: nothing new starts.
+    leaving: bool,
+}
+
+impl<'a> Operations<'a> {
+    fn new(state: &'a HttpState, user: AuthUser, client: ClientIp, request_id: &'a str) -> Self {
+        Self {
+            state,
+            user,
+            client,
+            request_id,
+            max_operations: state.app.config.ws_max_subscriptions,
+            streams: StreamMap::new(),
+            subscriptions: HashSet::new(),
+            watches: SignalWatches::default(),
+            frames: Vec::new(),
+            leaving: false,
+        }
+    }
+
+    fn write(&mut self, message: &ServerMessage<'_>) {
+        // Nothing the server sends fails to serialize; the frame would only be left out.
+        if let Ok(text) = serde_json::to_string(message) {
+            self.frames.push(text);
+        }
+    }
+
+    /// The instance is stopping: subscriptions end without `complete`, queries and mutations
+    /// finish.
+    fn leave(&mut self) {
+        self.leaving = true;
+        for id in self.subscriptions.drain() {
+            self.streams.remove(&id);
+        }
+        self.watches.clear();
+    }
+
+    fn answer(&mut self, id: String, outgoing: Outgoing) {
+        match outgoing {
+            Outgoing::Response(mut response, subscription) => {
+                complete_errors(&mut response, self.request_id);
+                if is_request_error(&response) {
+                    self.end(&id);
+                    self.write(&ServerMessage::Error {
+                        id: &id,
+                        payload: &response.errors,
+                    });
+                } else {
+                    self.write(&ServerMessage::Next {
+                        id: &id,
+                        payload: &response,
+                    });
+                    if !subscription {
+                        // A query or mutation has one result: its `complete` leaves in the
+                        // same write (a signal costs its sender one write, not two).
+                        self.end(&id);
+                        self.write(&ServerMessage::Complete { id: &id });
+                    }
+                }
+            }
+            Outgoing::Done => {
+                self.end(&id);
+                self.write(&ServerMessage::Complete { id: &id });
+            }
+        }
+    }
+
+    fn end(&mut self, id: &str) {
+        self.streams.remove(id);
+        self.subscriptions.remove(id);
+    }
+
+    /// Writes what `event` means for the watching operations, and for every event already
+    /// queued behind it.
+    fn deliver(&mut self, event: Event) {
+        let mut next = Some(event);
+        while let Some(event) = next {
+            let frames = &mut self.frames;
+            self.watches.deliver(&event, |id, delivery| {
+                frames.push(match delivery {
+                    Delivery::Next(payload) => next_frame(id, &payload),
+                    Delivery::Ended => complete_frame(id),
+                });
+            });
+            next = self.watches.next_event().now_or_never().flatten();
+        }
+    }
+
+    fn receive(&mut self, incoming: Incoming) -> Turn {
+        match incoming {
+            Incoming::Closed => Turn::Dropped,
+            Incoming::TooBig => Turn::TooBig,
+            Incoming::Closing(code) => Turn::Closing(code),
+            Incoming::Ignored | Incoming::Message(ClientMessage::Pong { .. }) => Turn::Continue,
+            Incoming::Invalid(reason) => Turn::Close(close::BAD_MESSAGE, reason.into()),
+            Incoming::Message(ClientMessage::ConnectionInit { .. }) => Turn::Close(
+                close::TOO_MANY_INITS,
+                "Too many initialisation requests".into(),
+            ),
+            Incoming::Message(ClientMessage::Ping { .. }) => {
+                self.write(&ServerMessage::Pong);
+                Turn::Continue
+            }
+            // Going away, nothing new starts: the client sends it again on its next socket.
+            Incoming::Message(ClientMessage::Subscribe { .. }) if self.leaving => Turn::Continue,
+            Incoming::Message(ClientMessage::Subscribe { id, payload }) => {
+                self.subscribe(id, *payload)
+            }
+            Incoming::Message(ClientMessage::Complete { id }) => {
+                self.end(&id);
+                self.watches.remove(&id);
+                Turn::Continue
+            }
+        }
+    }
+
+    fn subscribe(&mut self, id: String, payload: SubscribePayload) -> Turn {
+        if self.streams.contains_key(&id) || self.watches.contains(&id) {
+            let reason = format!("Subscriber for {id} already exists");
+            return Turn::Close(close::DUPLICATE_ID, reason.into());
+        }
+        if self.streams.len() + self.watches.len() >= self.max_operations {
+            let refused = too_many_operations(self.max_operations);
+            self.write(&ServerMessage::Error {
+                id: &id,
+                payload: &refused,
+            });
+            return Turn::Continue;
+        }
+        let (state, user) = (self.state, self.user);
+        let served = state
+            .documents
+            .cached_direct(&payload.query, payload.operation_name.as_deref())
+            .and_then(|direct| {
+                let variables = payload.variables.as_deref();
+                execution::serve_now(&direct, &state.app, user, variables)
+            });
+        match served {
+            Some((Served::Sent(payload), _)) => {
+                self.frames.push(next_frame(&id, &payload));
+                self.frames.push(complete_frame(&id));
+            }
+            Some((Served::Failed(mut response), _)) => {
+                complete_errors(&mut response, self.request_id);
+                if is_request_error(&response) {
+                    self.write(&ServerMessage::Error {
+                        id: &id,
+                        payload: &response.errors,
+                    });
+                } else {
+                    self.write(&ServerMessage::Next {
+                        id: &id,
+                        payload: &response,
+                    });
+                    self.write(&ServerMessage::Complete { id: &id });
+                }
+            }
+            Some((Served::Pending(responses), _)) => {
+                // Only `sendSignal` waits: a mutation, one response.
+                let responses = responses
+                    .map(|r| Outgoing::Response(Box::new(r), false))
+                    .chain(stream::once(async { Outgoing::Done }));
+                self.streams.insert(id, responses.boxed());
+            }
+            Some((Served::Watching(watch), held)) => {
+                self.watches.insert(&state.app, user, id, watch, held);
+            }
+            None => {
+                let Some((kind, responses)) = start(state, user, self.client, payload) else {
+                    return Turn::Close(close::BAD_MESSAGE, "Invalid message received".into());
+                };
+                let subscription = kind == Some(OperationType::Subscription);
+                if subscription {
+                    self.subscriptions.insert(id.clone());
+                }
+                let responses = responses
+                    .map(move |r| Outgoing::Response(Box::new(r), subscription))
+                    .chain(stream::once(async { Outgoing::Done }));
+                self.streams.insert(id, responses.boxed());
+            }
+        }
+        Turn::Continue
+    }
+}
+
+/// Sends the frames written during a turn in one write, and empties `frames`.
 async fn send_frames(socket: &mut WebSocket, frames: &mut Vec<String>) -> bool {
     let last = frames.len().saturating_sub(1);
     for (i, frame) in frames.drain(..).enumerate() {
@@ -593,31 +662,6 @@ async fn send_frames(socket: &mut WebSocket, frames: &mut Vec<String>) -> bool {
         }
     }
     true
-}
-
-/// Answers an operation that ended with one `response`: a request error as `error`, anything
-/// else as `next` and `complete`.
-async fn answer_once(socket: &mut WebSocket, id: &str, response: &Response) -> bool {
-    if is_request_error(response) {
-        send(
-            socket,
-            &ServerMessage::Error {
-                id,
-                payload: &response.errors,
-            },
-        )
-        .await
-    } else {
-        feed(
-            socket,
-            &ServerMessage::Next {
-                id,
-                payload: response,
-            },
-        )
-        .await
-            && send(socket, &ServerMessage::Complete { id }).await
-    }
 }
 
 /// The `error` message's payload for a `subscribe` past the socket's limit of operations at
