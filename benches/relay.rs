@@ -699,11 +699,7 @@ where
     Fut: std::future::Future<Output = Socket>,
 {
     let before = cpu_seconds(pid);
-    let sockets: Vec<Socket> = stream::iter(0..count)
-        .map(open)
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .collect()
-        .await;
+    let sockets = open_all(0..count, open).await;
     let cpu = cpu_seconds(pid) - before;
     drop(sockets);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -712,15 +708,7 @@ where
 
 async fn connects_bare(server: &Process, count: usize) -> f64 {
     let addr = server.addr;
-    connect_cpu(server.pid(), count, |i| async move {
-        let mut socket = connect(addr, false).await;
-        socket
-            .send(Message::Text(format!("{i} {i}").into()))
-            .await
-            .expect("hello");
-        socket
-    })
-    .await
+    connect_cpu(server.pid(), count, |i| bare_socket(addr, i)).await
 }
 
 /// Server CPU for `count` sockets through `connection_ack`, each of another user: on a fresh
@@ -736,6 +724,29 @@ async fn connects_medilink(database: &Database, server: &Process, count: usize) 
     (first, again)
 }
 
+/// A socket to the bare relay, registered as number `i` (and its own peer).
+async fn bare_socket(addr: SocketAddr, i: usize) -> Socket {
+    let mut socket = connect(addr, false).await;
+    socket
+        .send(Message::Text(format!("{i} {i}").into()))
+        .await
+        .expect("hello");
+    socket
+}
+
+/// The sockets `open` makes for each of `numbers`, `SETUP_CONCURRENCY` at a time.
+async fn open_all<F, Fut>(numbers: impl Iterator<Item = usize>, open: F) -> Vec<Socket>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Socket>,
+{
+    stream::iter(numbers)
+        .map(open)
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await
+}
+
 /// Resident memory per socket added to a fresh server, in KiB.
 async fn idle_growth<F, Fut>(pid: u32, idle: usize, open: F) -> f64
 where
@@ -746,11 +757,7 @@ where
     let warm = open(0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = resident_kib(pid);
-    let sockets: Vec<Socket> = stream::iter(1..=idle)
-        .map(open)
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .collect()
-        .await;
+    let sockets = open_all(1..=idle, open).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = resident_kib(pid);
     drop((warm, sockets));
@@ -777,15 +784,7 @@ async fn idle_medilink(database: &Database, server: &Process, idle: usize) -> f6
 
 async fn idle_bare(server: &Process, idle: usize) -> f64 {
     let addr = server.addr;
-    idle_growth(server.pid(), idle, |i| async move {
-        let mut socket = connect(addr, false).await;
-        socket
-            .send(Message::Text(format!("{i} {i}").into()))
-            .await
-            .expect("hello");
-        socket
-    })
-    .await
+    idle_growth(server.pid(), idle, |i| bare_socket(addr, i)).await
 }
 
 /// The floor: a WebSocket relay with no protocol, no auth and no GraphQL. A socket's first

@@ -296,11 +296,11 @@ impl Direct {
 
     /// The payload of `sendSignal`'s answer, as the executor writes it.
     fn sent_payload(&self) -> String {
-        let mut payload = String::with_capacity(32 + self.key.len());
-        payload.push_str("{\"data\":{");
-        push_json_str(&mut payload, &self.key);
-        payload.push_str(":true}}");
-        payload
+        let data = Data {
+            key: &self.key,
+            value: true,
+        };
+        serde_json::to_string(&data).expect("a key and a boolean always serialize")
     }
 
     /// The payload of a `next` for `signal` of this `signals` operation, as the executor
@@ -555,13 +555,6 @@ impl Serialize for CandidateView<'_> {
         }
         map.end()
     }
-}
-
-/// Appends `text` as a JSON string, escaped as serde_json escapes it.
-fn push_json_str(out: &mut String, text: &str) {
-    let mut bytes = std::mem::take(out).into_bytes();
-    serde_json::to_writer(&mut bytes, text).expect("a string always serializes");
-    *out = String::from_utf8(bytes).expect("serde_json writes UTF-8");
 }
 
 /// The variable named `name` of a variables object, read by serde as `T`; `None` when it is

@@ -604,28 +604,13 @@ impl<'a> Operations<'a> {
                 self.frames.push(next_frame(&id, &payload));
                 self.frames.push(complete_frame(&id));
             }
-            Some((Served::Failed(mut response), _)) => {
-                complete_errors(&mut response, self.request_id);
-                if is_request_error(&response) {
-                    self.write(&ServerMessage::Error {
-                        id: &id,
-                        payload: &response.errors,
-                    });
-                } else {
-                    self.write(&ServerMessage::Next {
-                        id: &id,
-                        payload: &response,
-                    });
-                    self.write(&ServerMessage::Complete { id: &id });
-                }
+            // Its one response ends it, as the last of a stream's would; a refused
+            // subscription is answered as a query is.
+            Some((Served::Failed(response), _)) => {
+                self.answer(id, Outgoing::Response(Box::new(response), false));
             }
-            Some((Served::Pending(responses), _)) => {
-                // Only `sendSignal` waits: a mutation, one response.
-                let responses = responses
-                    .map(|r| Outgoing::Response(Box::new(r), false))
-                    .chain(stream::once(async { Outgoing::Done }));
-                self.streams.insert(id, responses.boxed());
-            }
+            // Only `sendSignal` waits: a mutation, one response.
+            Some((Served::Pending(responses), _)) => self.run_stream(id, responses, false),
             Some((Served::Watching(watch), held)) => {
                 self.watches.insert(&state.app, user, id, watch, held);
             }
@@ -633,17 +618,26 @@ impl<'a> Operations<'a> {
                 let Some((kind, responses)) = start(state, user, self.client, payload) else {
                     return Turn::Close(close::BAD_MESSAGE, "Invalid message received".into());
                 };
-                let subscription = kind == Some(OperationType::Subscription);
-                if subscription {
-                    self.subscriptions.insert(id.clone());
-                }
-                let responses = responses
-                    .map(move |r| Outgoing::Response(Box::new(r), subscription))
-                    .chain(stream::once(async { Outgoing::Done }));
-                self.streams.insert(id, responses.boxed());
+                self.run_stream(id, responses, kind == Some(OperationType::Subscription));
             }
         }
         Turn::Continue
+    }
+
+    /// Runs operation `id` as a stream of `responses`, ended by `complete`.
+    fn run_stream(
+        &mut self,
+        id: String,
+        responses: BoxStream<'static, Response>,
+        subscription: bool,
+    ) {
+        if subscription {
+            self.subscriptions.insert(id.clone());
+        }
+        let responses = responses
+            .map(move |r| Outgoing::Response(Box::new(r), subscription))
+            .chain(stream::once(async { Outgoing::Done }));
+        self.streams.insert(id, responses.boxed());
     }
 }
 

@@ -45,6 +45,24 @@ async fn call_across(a: &TestApp, b: &TestApp) -> (WsClient, WsClient, String) {
     (patient_ws, doctor_ws, call_id)
 }
 
+/// Two instances whose connections to the tests' Redis pass through a gate the test cuts
+/// (`false`) and restores (`true`).
+async fn instances_behind_a_gate(
+    configure: impl Fn(&mut medilink::config::Config),
+) -> (TestApp, TestApp, tokio::sync::watch::Sender<bool>) {
+    let upstream = test_redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (gate_addr, gate) = tcp_gate(upstream).await;
+    let (a, b) = spawn_instances(|config| {
+        config.redis_url = Some(format!("redis://{gate_addr}"));
+        configure(config);
+    })
+    .await;
+    (a, b, gate)
+}
+
 async fn send(patient_ws: &mut WsClient, call_id: &str, id: &str, sdp: &str) {
     let sent = patient_ws
         .execute(
@@ -132,16 +150,7 @@ async fn the_bus_recovers_when_redis_cuts_its_pubsub_connections() {
 #[tokio::test]
 #[ignore = "needs Redis"]
 async fn readiness_follows_redis_and_subscriptions_come_back_after_an_outage() {
-    let upstream = test_redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let (gate_addr, gate) = tcp_gate(upstream).await;
-    let (a, b) = spawn_instances(|config| {
-        config.ring_timeout_secs = 600;
-        config.redis_url = Some(format!("redis://{gate_addr}"));
-    })
-    .await;
+    let (a, b, gate) = instances_behind_a_gate(|config| config.ring_timeout_secs = 600).await;
     let (mut patient_ws, mut doctor_ws, call_id) = call_across(&a, &b).await;
     wait_for_readiness(&a, 200).await;
 
@@ -206,15 +215,7 @@ async fn over_tls_signals_cross_and_the_bus_comes_back_after_an_outage() {
 #[tokio::test]
 #[ignore = "needs Redis"]
 async fn sessions_ended_during_an_outage_are_not_missed() {
-    let upstream = test_redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let (gate_addr, gate) = tcp_gate(upstream).await;
-    let (a, b) = spawn_instances(|config| {
-        config.redis_url = Some(format!("redis://{gate_addr}"));
-    })
-    .await;
+    let (a, b, gate) = instances_behind_a_gate(|_| {}).await;
     let (ann, bob) = (a.register_patient().await, a.register_patient().await);
     drop((
         a.ws_client(&ann.access).await,
